@@ -1,0 +1,84 @@
+//! Prometheus text exposition format 0.0.4 for this replica's log.
+
+use std::fmt::Write;
+
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// What the log holds right now; every figure is read from the volume, so it survives restarts
+/// and is the same whichever instance answers the scrape.
+pub struct LogFigures {
+    pub visits: u64,
+    pub log_bytes: u64,
+    pub torn_bytes: u64,
+}
+
+pub fn render(figures: &LogFigures) -> String {
+    let mut out = String::with_capacity(640);
+    let mut metric = |name: &str, kind: &str, help: &str, labels: &str, value: u64| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        let _ = writeln!(out, "{name}{labels} {value}");
+    };
+    metric(
+        "app_wasm_visits_total",
+        "counter",
+        "Visits recorded in this replica's visits.txt.",
+        "",
+        figures.visits,
+    );
+    metric(
+        "app_wasm_visits_log_bytes",
+        "gauge",
+        "Size of this replica's visits.txt in bytes.",
+        "",
+        figures.log_bytes,
+    );
+    metric(
+        "app_wasm_visits_torn_bytes",
+        "gauge",
+        "Bytes of an unacknowledged torn record at the end of the log (cut at the next visit).",
+        "",
+        figures.torn_bytes,
+    );
+    metric(
+        "app_wasm_build_info",
+        "gauge",
+        "Component version, always 1.",
+        concat!("{version=\"", env!("CARGO_PKG_VERSION"), "\"}"),
+        1,
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_has_help_type_and_one_sample() {
+        let text = render(&LogFigures {
+            visits: 42,
+            log_bytes: 42 * 33,
+            torn_bytes: 0,
+        });
+        assert!(text.contains("# TYPE app_wasm_visits_total counter\napp_wasm_visits_total 42\n"));
+        assert!(text.contains("\napp_wasm_visits_log_bytes 1386\n"));
+        assert!(text.contains("\napp_wasm_visits_torn_bytes 0\n"));
+        assert!(text.contains(&format!(
+            "app_wasm_build_info{{version=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION")
+        )));
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = line.split(['{', ' ']).next().unwrap();
+            assert!(
+                text.contains(&format!("# HELP {name} ")),
+                "{name} lacks HELP"
+            );
+            assert!(
+                text.contains(&format!("# TYPE {name} ")),
+                "{name} lacks TYPE"
+            );
+        }
+        assert!(text.ends_with('\n'));
+    }
+}

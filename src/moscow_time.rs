@@ -1,0 +1,55 @@
+//! Moscow wall-clock time, formatted the one way the app uses everywhere.
+//!
+//! Moscow has kept a fixed UTC+03:00 with no daylight saving since 2014-10-26, so a fixed
+//! offset is exact for every time this app can record and keeps the tz database (hundreds of
+//! KB) out of the component.
+
+use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
+
+/// Moscow's offset from UTC, in seconds.
+const MOSCOW_OFFSET_SECS: i32 = 3 * 3600;
+
+pub const UTC_OFFSET: &str = "+03:00";
+
+fn moscow() -> FixedOffset {
+    FixedOffset::east_opt(MOSCOW_OFFSET_SECS).expect("+03:00 is a valid offset")
+}
+
+/// RFC 3339 with microseconds and an explicit `+03:00`, e.g. `2026-11-27T08:03:19.123456+03:00`.
+/// Always 32 characters for years 0000-9999, which is what makes log records fixed-width.
+pub fn format_moscow(at: DateTime<Utc>) -> String {
+    at.with_timezone(&moscow())
+        .to_rfc3339_opts(SecondsFormat::Micros, false)
+}
+
+pub fn now_in_moscow() -> String {
+    format_moscow(Utc::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn formats_utc_instant_as_moscow_wall_clock_with_offset() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 27, 21, 30, 5).unwrap();
+        assert_eq!(format_moscow(at), "2026-11-28T00:30:05.000000+03:00");
+    }
+
+    #[test]
+    fn keeps_microseconds_and_fixed_width() {
+        let at = Utc.timestamp_opt(1_800_000_000, 123_456_789).unwrap();
+        let s = format_moscow(at);
+        assert_eq!(s, "2027-01-15T11:00:00.123456+03:00");
+        assert_eq!(s.len(), 32);
+    }
+
+    #[test]
+    fn round_trips_through_rfc3339_parsing() {
+        let s = now_in_moscow();
+        let parsed = DateTime::parse_from_rfc3339(&s).unwrap();
+        assert_eq!(parsed.offset().local_minus_utc(), MOSCOW_OFFSET_SECS);
+        assert!(s.ends_with(UTC_OFFSET));
+    }
+}

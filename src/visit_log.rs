@@ -1,0 +1,64 @@
+//! The storage seam: what the HTTP layer needs from wherever visits are kept.
+
+use std::fmt;
+
+/// Why the volume could not serve a request. Each kind maps to one HTTP status so clients
+/// and probes can tell "retry later" from "an operator must act".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// The data directory is not there (not mounted / not preopened): 503.
+    Missing(String),
+    /// The volume refuses writes (read-only mount, permissions): 503.
+    ReadOnly(String),
+    /// No space left for another record: 507.
+    Full(String),
+    /// Another instance is cutting a torn tail right now: 503, retry.
+    Busy(String),
+    /// Anything else the OS reported: 500.
+    Io(String),
+}
+
+impl StoreError {
+    pub fn status(&self) -> u16 {
+        match self {
+            StoreError::Missing(_) | StoreError::ReadOnly(_) | StoreError::Busy(_) => 503,
+            StoreError::Full(_) => 507,
+            StoreError::Io(_) => 500,
+        }
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (what, detail) = match self {
+            StoreError::Missing(d) => ("data directory is missing", d),
+            StoreError::ReadOnly(d) => ("data volume is read-only", d),
+            StoreError::Full(d) => ("data volume is full; visit not recorded", d),
+            StoreError::Busy(d) => ("visit log is being repaired; retry", d),
+            StoreError::Io(d) => ("data volume I/O error", d),
+        };
+        write!(f, "{what}: {detail}")
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// A replica's visits at a glance, read without scanning the log.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Summary {
+    pub visits: u64,
+    pub first: Option<String>,
+    pub last: Option<String>,
+    pub log_bytes: u64,
+    pub torn_bytes: u64,
+}
+
+/// One replica's visit log.
+pub trait VisitLog {
+    /// Durably appends one visit at `timestamp`; `Ok` means it is on the volume and counted.
+    fn append(&self, timestamp: &str) -> Result<(), StoreError>;
+    /// Count, first and last visit: O(1) in the number of visits.
+    fn summary(&self) -> Result<Summary, StoreError>;
+    /// Ok when a visit could be recorded right now: the volume exists, is writable, has room.
+    fn check_ready(&self) -> Result<(), StoreError>;
+}

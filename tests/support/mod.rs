@@ -1,0 +1,161 @@
+//! Shared by every integration test: the real component (built once per test binary), the
+//! real host on a free loopback port, and processes of other runtimes (wasmtime, Spin).
+#![allow(dead_code)] // each test binary uses its own part of this module
+
+pub mod contract;
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use app_wasm_host::{RunningServer, Runtime, ServeConfig};
+
+pub const RECORD_LEN: usize = 33;
+
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The release component, built once per test binary with the same command as the README.
+pub fn component() -> &'static Path {
+    static WASM: OnceLock<PathBuf> = OnceLock::new();
+    WASM.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "-p",
+                "app-wasm",
+            ])
+            .current_dir(repo_root())
+            .status()
+            .expect("running cargo to build the component");
+        assert!(status.success(), "building the component failed");
+        let wasm = repo_root().join("target/wasm32-wasip2/release/app_wasm.wasm");
+        assert!(wasm.is_file(), "{} missing after build", wasm.display());
+        wasm
+    })
+}
+
+/// The component compiled by wasmtime once per test binary.
+pub fn runtime() -> Arc<Runtime> {
+    static RUNTIME: OnceLock<Arc<Runtime>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| Arc::new(Runtime::load(component()).expect("loading component")))
+        .clone()
+}
+
+/// Our host serving the component on a free loopback port, with `dir` as `/data`.
+pub async fn start_host(dir: &Path) -> RunningServer {
+    RunningServer::start(runtime(), "127.0.0.1:0", ServeConfig::new(dir))
+        .await
+        .expect("starting host")
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// Every line of a visits log, asserting each is one well-formed fixed-width record.
+pub fn read_records(log: &Path) -> Vec<String> {
+    let bytes = std::fs::read(log).unwrap_or_default();
+    assert_eq!(
+        bytes.len() % RECORD_LEN,
+        0,
+        "torn or merged bytes in {}",
+        log.display()
+    );
+    bytes
+        .chunks(RECORD_LEN)
+        .map(|rec| {
+            let text = std::str::from_utf8(rec).expect("record is UTF-8");
+            let ts = text.strip_suffix('\n').expect("record ends with newline");
+            chrono::DateTime::parse_from_rfc3339(ts).expect("record is RFC 3339");
+            assert!(ts.ends_with("+03:00"), "record not in Moscow time: {ts}");
+            ts.to_owned()
+        })
+        .collect()
+}
+
+/// A free loopback port for a runtime we start as a child process.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A runtime we did not write, run as a child process; killed when dropped.
+pub struct ChildServer {
+    pub child: Child,
+    pub base: String,
+}
+
+impl ChildServer {
+    /// Spawns `cmd` and waits until `port` accepts connections.
+    pub fn spawn(mut cmd: Command, port: u16) -> ChildServer {
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+        let mut server = ChildServer {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = server.child.try_wait().unwrap() {
+                panic!("{cmd:?} exited before listening: {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{cmd:?} did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A tool that must exist in CI but may be absent on a developer's laptop: in CI its absence
+/// fails the test; elsewhere the test is skipped with a message saying how to get it.
+pub fn tool_or_skip(path: &Path, how_to_get: &str) -> bool {
+    if path.is_file() || which(path).is_some() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{} is required in CI ({how_to_get})",
+        path.display()
+    );
+    eprintln!("SKIPPED: {} not found; {how_to_get}", path.display());
+    false
+}
+
+pub fn which(name: &Path) -> Option<PathBuf> {
+    if name.components().count() > 1 {
+        return name.is_file().then(|| name.to_owned());
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    })
+}

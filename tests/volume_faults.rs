@@ -1,0 +1,186 @@
+//! Real full and read-only volumes: a tmpfs mounted with a tiny size, or remounted read-only.
+//! Needs root (CI runs as root); elsewhere the tests skip with a message.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use support::contract::assert_error;
+use support::{client, read_records, start_host};
+
+/// A tmpfs mounted on a fresh temp dir, unmounted when dropped.
+struct Tmpfs {
+    mount_point: PathBuf,
+    _parent: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// `None` (and a message) where mounting is not allowed, except in CI where it must work.
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let parent = tempfile::tempdir().unwrap();
+        let mount_point = parent.path().join("volume");
+        std::fs::create_dir(&mount_point).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&mount_point)
+            .output()
+            .expect("running mount");
+        if !out.status.success() {
+            let why = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must be able to mount tmpfs: {why}"
+            );
+            eprintln!("SKIPPED: cannot mount tmpfs (needs root): {why}");
+            return None;
+        }
+        Some(Tmpfs {
+            mount_point,
+            _parent: parent,
+        })
+    }
+
+    fn remount(&self, options: &str) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,{options}")])
+            .arg(&self.mount_point)
+            .status()
+            .unwrap();
+        assert!(status.success(), "remount {options}");
+    }
+
+    fn path(&self) -> &Path {
+        &self.mount_point
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.mount_point).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_volume_is_507_loses_nothing_and_recovers_with_more_space() {
+    let Some(volume) = Tmpfs::mount("16k") else {
+        return;
+    };
+    let log = volume.path().join("visits.txt");
+    let server = start_host(volume.path()).await;
+    let http = client();
+
+    // Visit until the volume is full; every 200 must be on disk.
+    let mut acknowledged = Vec::new();
+    let full_message = loop {
+        assert!(acknowledged.len() < 2000, "a 16k volume never filled up");
+        let resp = http.get(server.url("/")).send().await.unwrap();
+        if resp.status() == StatusCode::OK {
+            let body: Value = resp.json().await.unwrap();
+            acknowledged.push(body["moscow_time"].as_str().unwrap().to_owned());
+        } else {
+            break assert_error(resp, StatusCode::INSUFFICIENT_STORAGE).await;
+        }
+    };
+    assert!(full_message.contains("full"), "{full_message}");
+    // More visits while full: all 507, and the log stays whole (the torn tail is cut).
+    for _ in 0..20 {
+        let resp = http.get(server.url("/")).send().await.unwrap();
+        assert_error(resp, StatusCode::INSUFFICIENT_STORAGE).await;
+    }
+    assert_eq!(
+        read_records(&log),
+        acknowledged,
+        "every acknowledged visit, nothing else"
+    );
+    let resp = http.get(server.url("/readyz")).send().await.unwrap();
+    let reason = assert_error(resp, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert!(reason.contains("full"), "{reason}");
+    let summary: Value = http
+        .get(server.url("/visits"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(summary["visits"], acknowledged.len() as u64);
+    println!(
+        "full 16k tmpfs: {} visits acknowledged and on disk, then 507 x 21, readyz 503",
+        acknowledged.len()
+    );
+
+    volume.remount("size=64k");
+    assert_eq!(
+        http.get(server.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    for _ in 0..10 {
+        assert_eq!(
+            http.get(server.url("/")).send().await.unwrap().status(),
+            200
+        );
+    }
+    let records = read_records(&log);
+    assert_eq!(records.len(), acknowledged.len() + 10);
+    assert_eq!(records[..acknowledged.len()], acknowledged[..]);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_volume_is_503_keeps_its_visits_and_recovers() {
+    let Some(volume) = Tmpfs::mount("1m") else {
+        return;
+    };
+    let log = volume.path().join("visits.txt");
+    let server = start_host(volume.path()).await;
+    let http = client();
+    for _ in 0..3 {
+        assert_eq!(
+            http.get(server.url("/")).send().await.unwrap().status(),
+            200
+        );
+    }
+    let before = std::fs::read(&log).unwrap();
+
+    volume.remount("ro");
+    let resp = http.get(server.url("/")).send().await.unwrap();
+    let message = assert_error(resp, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert!(message.contains("read-only"), "{message}");
+    let resp = http.get(server.url("/readyz")).send().await.unwrap();
+    let reason = assert_error(resp, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert!(reason.contains("read-only"), "{reason}");
+    // Reading still works: the visits are there and served.
+    let summary: Value = http
+        .get(server.url("/visits"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(summary["visits"], 3);
+    assert_eq!(std::fs::read(&log).unwrap(), before);
+
+    volume.remount("rw");
+    assert_eq!(
+        http.get(server.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        http.get(server.url("/")).send().await.unwrap().status(),
+        200
+    );
+    assert_eq!(read_records(&log).len(), 4);
+    server.stop().await.unwrap();
+}

@@ -6,6 +6,7 @@ use serde::Serialize;
 use crate::metrics::{self, LogFigures};
 use crate::moscow_time::UTC_OFFSET;
 use crate::negotiate;
+use crate::record::RECORD_LEN;
 use crate::visit_log::{StoreError, VisitLog};
 
 const JSON: &str = "application/json";
@@ -250,8 +251,9 @@ fn visits(accept: Option<&str>, query: &str, log: &dyn VisitLog) -> Reply {
         )
     } else {
         let mut reply = Reply::new(200, TEXT, Vec::new());
+        // Both stores serve whole fixed-width records, so the length follows from the count.
         reply.body = Body::Log {
-            len: summary.log_bytes - summary.torn_bytes,
+            len: summary.visits * RECORD_LEN,
         };
         reply
     }
@@ -362,6 +364,7 @@ mod tests {
         let cases = [
             (StoreError::Missing("x".into()), 503),
             (StoreError::ReadOnly("x".into()), 503),
+            (StoreError::Unavailable("x".into()), 503),
             (StoreError::Full("x".into()), 507),
             (StoreError::Busy("x".into()), 503),
             (StoreError::Io("x".into()), 500),

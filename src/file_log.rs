@@ -20,6 +20,8 @@ const REPAIR_LOCK: &str = ".visits.repair.lock";
 const STALE_LOCK: Duration = Duration::from_secs(10);
 /// How long an append waits for another instance's repair before answering 503.
 const REPAIR_WAIT: Duration = Duration::from_millis(200);
+/// Streaming chunk: few host calls, and the instance's memory stays flat whatever the log size.
+const TEXT_CHUNK: usize = 64 * 1024;
 
 pub struct FileLog {
     dir: PathBuf,
@@ -104,7 +106,10 @@ impl FileLog {
                     if LockFile::is_stale(&lock_path) {
                         let _ = fs::remove_file(&lock_path);
                     } else if waited_since.elapsed().unwrap_or_default() > REPAIR_WAIT {
-                        return Err(StoreError::Busy(format!("{} is held", lock_path.display())));
+                        return Err(StoreError::Busy(format!(
+                            "a torn tail is being cut ({} is held)",
+                            lock_path.display()
+                        )));
                     } else {
                         std::thread::sleep(Duration::from_millis(2));
                     }
@@ -189,6 +194,23 @@ impl VisitLog for FileLog {
         }
         self.probe_write()
     }
+
+    fn text_chunks(&self, len: u64) -> Result<Box<dyn Iterator<Item = Vec<u8>> + '_>, StoreError> {
+        let Some((file, _)) = self.open_for_read()? else {
+            return Ok(Box::new(std::iter::empty()));
+        };
+        let mut remaining = file.take(len);
+        Ok(Box::new(std::iter::from_fn(move || {
+            let mut chunk = vec![0; TEXT_CHUNK];
+            match remaining.read(&mut chunk) {
+                Ok(0) | Err(_) => None,
+                Ok(n) => {
+                    chunk.truncate(n);
+                    Some(chunk)
+                }
+            }
+        })))
+    }
 }
 
 /// An `O_EXCL`-created file: the only mutual exclusion WASI offers between instances.
@@ -242,6 +264,10 @@ mod tests {
         assert_eq!(s.last.as_deref(), Some(TS2));
         let text = fs::read_to_string(log.log_path()).unwrap();
         assert_eq!(text, format!("{TS}\n{TS2}\n"));
+        let streamed: Vec<u8> = log.text_chunks(66).unwrap().flatten().collect();
+        assert_eq!(streamed, text.as_bytes());
+        let first_only: Vec<u8> = log.text_chunks(33).unwrap().flatten().collect();
+        assert_eq!(first_only, format!("{TS}\n").as_bytes());
     }
 
     #[test]

@@ -22,14 +22,14 @@ pub fn render(figures: &LogFigures) -> String {
     metric(
         "app_wasm_visits_total",
         "counter",
-        "Visits recorded in this replica's visits.txt.",
+        "Visits recorded on this replica's volume.",
         "",
         figures.visits,
     );
     metric(
         "app_wasm_visits_log_bytes",
         "gauge",
-        "Size of this replica's visits.txt in bytes.",
+        "Bytes the visit store takes on the volume (visits.txt, or the SQLite file).",
         "",
         figures.log_bytes,
     );

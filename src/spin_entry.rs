@@ -3,23 +3,17 @@
 use futures::SinkExt;
 use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam};
 use spin_sdk::http_component;
-use std::io::Read;
 
 use crate::app::{self, Body, Reply};
-use crate::file_log::FileLog;
 use crate::moscow_time::now_in_moscow;
-
-/// Chunk size when streaming the log: big enough for few host calls, small enough to keep the
-/// instance's memory flat whatever the log's size.
-const CHUNK: usize = 64 * 1024;
+use crate::visit_log::VisitLog;
 
 #[http_component]
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     let method = req.method().to_string();
     let target = req.path_with_query().unwrap_or_else(|| "/".to_owned());
     let accept = joined_header(&req.headers(), "accept");
-    let dir = std::env::var("VISITS_DIR").unwrap_or_else(|_| crate::DEFAULT_VISITS_DIR.to_owned());
-    let log = FileLog::new(dir);
+    let log = store();
     let request = app::Request {
         method: &method,
         target: &target,
@@ -27,6 +21,20 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     };
     let reply = app::handle(&request, &log, &now_in_moscow());
     send(reply, &log, out).await;
+}
+
+/// The default flavour: `visits.txt` in a preopened directory (Spin, wasmtime, our host).
+#[cfg(not(feature = "spin-sqlite"))]
+fn store() -> crate::file_log::FileLog {
+    let dir = std::env::var("VISITS_DIR").unwrap_or_else(|_| crate::DEFAULT_VISITS_DIR.to_owned());
+    crate::file_log::FileLog::new(dir)
+}
+
+/// The Kubernetes flavour: Spin's SQLite store, whose file the runtime config puts on the
+/// pod's volume (containerd-shim-spin mounts `files` read-only).
+#[cfg(feature = "spin-sqlite")]
+fn store() -> crate::sqlite_log::SqliteLog {
+    crate::sqlite_log::SqliteLog
 }
 
 /// All values of a header, comma-joined as RFC 9110 allows for list headers.
@@ -39,7 +47,7 @@ fn joined_header(headers: &Fields, name: &str) -> Option<String> {
     (!values.is_empty()).then(|| values.join(","))
 }
 
-async fn send(reply: Reply, log: &FileLog, out: ResponseOutparam) {
+async fn send(reply: Reply, log: &dyn VisitLog, out: ResponseOutparam) {
     let mut headers: Vec<(String, Vec<u8>)> = reply
         .headers
         .iter()
@@ -66,25 +74,18 @@ async fn send(reply: Reply, log: &FileLog, out: ResponseOutparam) {
     }
 }
 
-/// Sends the first `len` bytes of the log; records appended meanwhile are not sent, so the
+/// Sends the first `len` bytes of the text log; visits recorded meanwhile are not sent, so the
 /// body matches the Content-Length already promised.
 async fn stream_log<S: futures::Sink<Vec<u8>> + Unpin>(
-    log: &FileLog,
+    log: &dyn VisitLog,
     len: u64,
     sink: &mut S,
 ) -> Result<(), S::Error> {
-    let Ok(Some((file, _))) = log.open_for_read() else {
+    let Ok(chunks) = log.text_chunks(len) else {
         return Ok(());
     };
-    let mut remaining = file.take(len);
-    loop {
-        let mut chunk = vec![0; CHUNK];
-        match remaining.read(&mut chunk) {
-            Ok(0) | Err(_) => return Ok(()),
-            Ok(n) => {
-                chunk.truncate(n);
-                sink.send(chunk).await?;
-            }
-        }
+    for chunk in chunks {
+        sink.send(chunk).await?;
     }
+    Ok(())
 }

@@ -10,9 +10,12 @@ pub enum StoreError {
     Missing(String),
     /// The volume refuses writes (read-only mount, permissions): 503.
     ReadOnly(String),
+    /// The store cannot be opened and the component cannot see why: the volume is missing, or
+    /// read-only (SQLite in WAL mode must create files beside the database): 503.
+    Unavailable(String),
     /// No space left for another record: 507.
     Full(String),
-    /// Another instance is cutting a torn tail right now: 503, retry.
+    /// Another instance holds the store's lock (a torn-tail repair, SQLite's write lock): 503, retry.
     Busy(String),
     /// Anything else the OS reported: 500.
     Io(String),
@@ -21,7 +24,10 @@ pub enum StoreError {
 impl StoreError {
     pub fn status(&self) -> u16 {
         match self {
-            StoreError::Missing(_) | StoreError::ReadOnly(_) | StoreError::Busy(_) => 503,
+            StoreError::Missing(_)
+            | StoreError::ReadOnly(_)
+            | StoreError::Unavailable(_)
+            | StoreError::Busy(_) => 503,
             StoreError::Full(_) => 507,
             StoreError::Io(_) => 500,
         }
@@ -33,8 +39,9 @@ impl fmt::Display for StoreError {
         let (what, detail) = match self {
             StoreError::Missing(d) => ("data directory is missing", d),
             StoreError::ReadOnly(d) => ("data volume is read-only", d),
+            StoreError::Unavailable(d) => ("data volume cannot be opened: missing or read-only", d),
             StoreError::Full(d) => ("data volume is full; visit not recorded", d),
-            StoreError::Busy(d) => ("visit log is being repaired; retry", d),
+            StoreError::Busy(d) => ("visit store is busy; retry", d),
             StoreError::Io(d) => ("data volume I/O error", d),
         };
         write!(f, "{what}: {detail}")
@@ -61,4 +68,7 @@ pub trait VisitLog {
     fn summary(&self) -> Result<Summary, StoreError>;
     /// Ok when a visit could be recorded right now: the volume exists, is writable, has room.
     fn check_ready(&self) -> Result<(), StoreError>;
+    /// The text form (one `timestamp\n` a visit, oldest first) in chunks, at most `len` bytes:
+    /// the `Content-Length` already promised. A read error ends the stream early.
+    fn text_chunks(&self, len: u64) -> Result<Box<dyn Iterator<Item = Vec<u8>> + '_>, StoreError>;
 }

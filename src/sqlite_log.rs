@@ -1,0 +1,199 @@
+//! `VisitLog` on Spin's SQLite store: the Kubernetes flavour (`--features spin-sqlite`).
+//!
+//! containerd-shim-spin mounts manifest `files` read-only and never passes
+//! `--allow-transient-write`, but Spin's host-side SQLite writes to the absolute `path` in
+//! `/runtime-config.toml`: a path on the pod's volume. Every write here is a single
+//! autocommit statement, so nothing depends on how Spin shares connections between instances.
+//!
+//! Count: `AUTOINCREMENT` ids are 1..N with no gaps, because a failed or rolled-back insert
+//! does not consume one. So `max(id)` is the exact count, read from the b-tree's edge.
+//! That needs no counter table or trigger, and no race between creating the table and the trigger.
+
+use crate::visit_log::StoreError;
+
+pub const DATABASE: &str = "default";
+
+pub const BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 10000";
+/// WAL: one fsync per visit instead of a rollback journal's several, and readers never block
+/// the writer. Stored in the database file, so set once, when the table is created.
+/// `synchronous = FULL` keeps every acknowledged visit across power loss, not just crashes.
+pub const WAL: &str = "PRAGMA journal_mode = WAL";
+pub const SYNC_FULL: &str = "PRAGMA synchronous = FULL";
+pub const CREATE_VISITS: &str =
+    "CREATE TABLE IF NOT EXISTS visits (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL)";
+pub const INSERT_VISIT: &str = "INSERT INTO visits (at) VALUES (?)";
+pub const SUMMARY: &str = "SELECT (SELECT max(id) FROM visits), \
+     (SELECT at FROM visits ORDER BY id LIMIT 1), \
+     (SELECT at FROM visits ORDER BY id DESC LIMIT 1), \
+     (SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size())";
+pub const PAGE: &str = "SELECT id, at FROM visits WHERE id > ? ORDER BY id LIMIT 2048";
+/// Readiness is a real one-row write (fails on a read-only or missing volume). It cannot see
+/// a full volume: rewriting the row in place needs no new page (seen under Spin 3.6.3: the
+/// probe passes while inserts fail), so a full volume shows as 507 on the next visit instead.
+pub const CREATE_PROBE: &str =
+    "CREATE TABLE IF NOT EXISTS ready_probe (id INTEGER PRIMARY KEY CHECK (id = 0), at TEXT)";
+pub const WRITE_PROBE: &str = "INSERT INTO ready_probe (id, at) VALUES (0, datetime('now')) \
+     ON CONFLICT (id) DO UPDATE SET at = excluded.at";
+
+/// What SQLite's message (as Spin passes it on) means for the volume.
+pub fn classify(message: &str) -> StoreError {
+    let m = message.to_ascii_lowercase();
+    let detail = message.to_owned();
+    if m.contains("disk is full") || m.contains("database full") {
+        StoreError::Full(detail)
+    } else if m.contains("readonly") || m.contains("read-only") {
+        StoreError::ReadOnly(detail)
+    } else if m.contains("unable to open database file") {
+        StoreError::Unavailable(format!(
+            "{detail} (is the volume mounted, writable, at the runtime config's path?)"
+        ))
+    } else if m.contains("database is locked") || m.contains("busy") {
+        StoreError::Busy(detail)
+    } else {
+        StoreError::Io(detail)
+    }
+}
+
+pub fn is_missing_table(message: &str) -> bool {
+    message.contains("no such table")
+}
+
+#[cfg(all(target_arch = "wasm32", feature = "spin-sqlite"))]
+pub use store::SqliteLog;
+
+#[cfg(all(target_arch = "wasm32", feature = "spin-sqlite"))]
+mod store {
+    use spin_sdk::sqlite::{Connection, Error, QueryResult, Value};
+
+    use super::*;
+    use crate::visit_log::{Summary, VisitLog};
+
+    /// Stateless: Spin names the database ("default") and the runtime config places it.
+    #[derive(Default)]
+    pub struct SqliteLog;
+
+    impl SqliteLog {
+        fn connect(&self) -> Result<Connection, StoreError> {
+            let db = Connection::open(DATABASE).map_err(to_store_error)?;
+            // Each instance gets its own connection, so concurrent visits contend for SQLite's
+            // write lock: let SQLite wait for it (in the host) instead of failing at once.
+            db.execute(BUSY_TIMEOUT, &[]).map_err(to_store_error)?;
+            db.execute(SYNC_FULL, &[]).map_err(to_store_error)?;
+            Ok(db)
+        }
+
+        /// Runs `sql`; where the table is not there yet, creates it and runs `sql` once more.
+        fn execute(
+            &self,
+            db: &Connection,
+            sql: &str,
+            params: &[Value],
+        ) -> Result<QueryResult, StoreError> {
+            match db.execute(sql, params) {
+                Err(Error::Io(m)) if is_missing_table(&m) => {
+                    db.execute(WAL, &[]).map_err(to_store_error)?;
+                    db.execute(CREATE_VISITS, &[]).map_err(to_store_error)?;
+                    db.execute(sql, params).map_err(to_store_error)
+                }
+                other => other.map_err(to_store_error),
+            }
+        }
+    }
+
+    fn to_store_error(err: Error) -> StoreError {
+        match err {
+            Error::DatabaseFull => StoreError::Full("database or disk is full".into()),
+            Error::Io(m) => classify(&m),
+            Error::NoSuchDatabase | Error::AccessDenied => StoreError::Io(format!(
+                "{err}: the component needs sqlite_databases = [\"{DATABASE}\"] in spin.toml"
+            )),
+            other => StoreError::Io(other.to_string()),
+        }
+    }
+
+    impl VisitLog for SqliteLog {
+        fn append(&self, timestamp: &str) -> Result<(), StoreError> {
+            let db = self.connect()?;
+            self.execute(&db, INSERT_VISIT, &[Value::Text(timestamp.to_owned())])?;
+            Ok(())
+        }
+
+        fn summary(&self) -> Result<Summary, StoreError> {
+            let db = self.connect()?;
+            let result = self.execute(&db, SUMMARY, &[])?;
+            let Some(row) = result.rows.first() else {
+                return Ok(Summary::default());
+            };
+            Ok(Summary {
+                visits: row.get::<i64>(0).unwrap_or(0) as u64,
+                first: row.get::<&str>(1).map(str::to_owned),
+                last: row.get::<&str>(2).map(str::to_owned),
+                log_bytes: row.get::<i64>(3).unwrap_or(0) as u64,
+                torn_bytes: 0,
+            })
+        }
+
+        fn check_ready(&self) -> Result<(), StoreError> {
+            let db = self.connect()?;
+            db.execute(CREATE_PROBE, &[]).map_err(to_store_error)?;
+            db.execute(WRITE_PROBE, &[]).map_err(to_store_error)?;
+            Ok(())
+        }
+
+        fn text_chunks(
+            &self,
+            len: u64,
+        ) -> Result<Box<dyn Iterator<Item = Vec<u8>> + '_>, StoreError> {
+            let db = self.connect()?;
+            let mut after = 0i64;
+            let mut remaining = len as usize;
+            Ok(Box::new(std::iter::from_fn(move || {
+                if remaining == 0 {
+                    return None;
+                }
+                let page = self.execute(&db, PAGE, &[Value::Integer(after)]).ok()?;
+                let mut chunk = Vec::with_capacity(64 * 1024);
+                for row in &page.rows {
+                    after = row.get::<i64>(0)?;
+                    chunk.extend_from_slice(row.get::<&str>(1)?.as_bytes());
+                    chunk.push(b'\n');
+                }
+                chunk.truncate(remaining);
+                remaining -= chunk.len();
+                (!chunk.is_empty()).then_some(chunk)
+            })))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_messages_map_to_volume_states() {
+        assert!(matches!(
+            classify("database or disk is full"),
+            StoreError::Full(_)
+        ));
+        assert!(matches!(
+            classify("attempt to write a readonly database"),
+            StoreError::ReadOnly(_)
+        ));
+        assert!(matches!(
+            classify("unable to open database file"),
+            StoreError::Unavailable(_)
+        ));
+        assert!(matches!(
+            classify("database is locked"),
+            StoreError::Busy(_)
+        ));
+        assert!(matches!(classify("disk I/O error"), StoreError::Io(_)));
+    }
+
+    #[test]
+    fn missing_table_is_recognised_from_sqlites_message() {
+        assert!(is_missing_table("no such table: visits"));
+        assert!(!is_missing_table("database or disk is full"));
+    }
+}

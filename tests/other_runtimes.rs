@@ -7,14 +7,8 @@ mod support;
 use std::path::PathBuf;
 use std::process::Command;
 
-use support::contract::check_contract;
-use support::{component, free_port, repo_root, tool_or_skip, ChildServer};
-
-fn spin_cli() -> PathBuf {
-    std::env::var_os("SPIN_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared/bin/spin"))
-}
+use support::contract::{check_contract, Volume};
+use support::{component, free_port, repo_root, spin_cli, tool_or_skip, ChildServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wasmtime_serve_runs_the_same_component() {
@@ -46,7 +40,7 @@ async fn wasmtime_serve_runs_the_same_component() {
     .arg(format!("{}::/data", dir.path().display()))
     .arg(component());
     let server = ChildServer::spawn(cmd, port);
-    check_contract(&server.base, dir.path()).await;
+    check_contract(&server.base, Volume::Dir(dir.path())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,5 +78,5 @@ async fn spin_up_runs_the_manifest_with_a_writable_data_dir() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
-    check_contract(&server.base, &data).await;
+    check_contract(&server.base, Volume::Dir(&data)).await;
 }

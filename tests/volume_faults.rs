@@ -3,65 +3,10 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use reqwest::StatusCode;
 use serde_json::Value;
 use support::contract::assert_error;
-use support::{client, read_records, start_host};
-
-/// A tmpfs mounted on a fresh temp dir, unmounted when dropped.
-struct Tmpfs {
-    mount_point: PathBuf,
-    _parent: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    /// `None` (and a message) where mounting is not allowed, except in CI where it must work.
-    fn mount(size: &str) -> Option<Tmpfs> {
-        let parent = tempfile::tempdir().unwrap();
-        let mount_point = parent.path().join("volume");
-        std::fs::create_dir(&mount_point).unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&mount_point)
-            .output()
-            .expect("running mount");
-        if !out.status.success() {
-            let why = String::from_utf8_lossy(&out.stderr);
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI must be able to mount tmpfs: {why}"
-            );
-            eprintln!("SKIPPED: cannot mount tmpfs (needs root): {why}");
-            return None;
-        }
-        Some(Tmpfs {
-            mount_point,
-            _parent: parent,
-        })
-    }
-
-    fn remount(&self, options: &str) {
-        let status = Command::new("mount")
-            .args(["-o", &format!("remount,{options}")])
-            .arg(&self.mount_point)
-            .status()
-            .unwrap();
-        assert!(status.success(), "remount {options}");
-    }
-
-    fn path(&self) -> &Path {
-        &self.mount_point
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.mount_point).status();
-    }
-}
+use support::{client, read_records, start_host, Tmpfs};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_volume_is_507_loses_nothing_and_recovers_with_more_space() {

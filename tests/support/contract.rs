@@ -1,5 +1,5 @@
 //! The HTTP contract of one replica, checked against any runtime serving the component on
-//! `base` with `data_dir` (host side) as its `/data`. Starts from an empty data dir.
+//! `base`, with what is on the volume read directly as the ground truth. Starts empty.
 
 use std::path::Path;
 
@@ -9,15 +9,40 @@ use serde_json::Value;
 
 use super::{client, read_records};
 
+/// Where the replica's visits are, as the host sees them.
+pub enum Volume<'a> {
+    /// The default flavour: the data dir holding `visits.txt`.
+    Dir(&'a Path),
+    /// The Spin SQLite flavour: the database file the runtime config names.
+    Sqlite(&'a Path),
+}
+
+impl Volume<'_> {
+    pub fn records(&self) -> Vec<String> {
+        match self {
+            Volume::Dir(dir) => read_records(&dir.join("visits.txt")),
+            Volume::Sqlite(db) => super::sqlite_records(db),
+        }
+    }
+
+    /// Bytes the store takes, as `app_wasm_visits_log_bytes` must report.
+    fn store_bytes(&self) -> u64 {
+        let file = match self {
+            Volume::Dir(dir) => dir.join("visits.txt"),
+            Volume::Sqlite(db) => db.to_path_buf(),
+        };
+        std::fs::metadata(file).map_or(0, |m| m.len())
+    }
+}
+
 const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 
-pub async fn check_contract(base: &str, data_dir: &Path) {
+pub async fn check_contract(base: &str, volume: Volume<'_>) {
     let http = client();
-    let log = data_dir.join("visits.txt");
     let url = |path: &str| format!("{base}{path}");
     assert!(
-        read_records(&log).is_empty(),
-        "contract check needs an empty data dir"
+        volume.records().is_empty(),
+        "contract check needs an empty volume"
     );
 
     // GET / with no Accept, */* and a browser's Accept: JSON, JSON, HTML; one visit each.
@@ -31,7 +56,7 @@ pub async fn check_contract(base: &str, data_dir: &Path) {
     let drift = (shown.with_timezone(&Utc) - before).num_seconds().abs();
     assert!(drift < 5, "shown time is {drift}s away from now");
     assert_eq!(home["recorded"], true);
-    let recorded = read_records(&log);
+    let recorded = volume.records();
     assert_eq!(recorded, [home["moscow_time"].as_str().unwrap()]);
 
     let resp = http
@@ -51,7 +76,7 @@ pub async fn check_contract(base: &str, data_dir: &Path) {
     assert_content_type(&resp, "text/html");
     let page = resp.text().await.unwrap();
     assert!(page.contains("Moscow") && page.contains("+03:00"), "{page}");
-    assert_eq!(read_records(&log).len(), 3);
+    assert_eq!(volume.records().len(), 3);
 
     // HEAD: a GET's status and headers, no body, no visit.
     for path in ["/", "/visits", "/metrics", "/healthz"] {
@@ -69,14 +94,10 @@ pub async fn check_contract(base: &str, data_dir: &Path) {
             "HEAD {path} sent a body"
         );
     }
-    assert_eq!(
-        read_records(&log).len(),
-        4,
-        "only the GET / above may record"
-    );
+    assert_eq!(volume.records().len(), 4, "only the GET / above may record");
 
     // /visits: JSON summary matches the file; the text form is the file itself.
-    let records = read_records(&log);
+    let records = volume.records();
     let visits: Value = http
         .get(url("/visits"))
         .send()
@@ -88,7 +109,7 @@ pub async fn check_contract(base: &str, data_dir: &Path) {
     assert_eq!(visits["visits"], records.len() as u64, "{visits}");
     assert_eq!(visits["first"], records[0].as_str());
     assert_eq!(visits["last"], records[records.len() - 1].as_str());
-    let on_disk = std::fs::read_to_string(&log).unwrap();
+    let on_disk: String = records.iter().map(|r| format!("{r}\n")).collect();
     for req in [
         http.get(url("/visits"))
             .header(header::ACCEPT, "text/plain"),
@@ -108,11 +129,14 @@ pub async fn check_contract(base: &str, data_dir: &Path) {
     let resp = http.get(url("/readyz")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.json::<Value>().await.unwrap()["status"], "ready");
-    assert_eq!(
-        std::fs::read_dir(data_dir).unwrap().count(),
-        1,
-        "readiness probe must leave only visits.txt behind"
-    );
+    if let Volume::Dir(dir) = volume {
+        let left: Vec<_> = std::fs::read_dir(dir).unwrap().collect();
+        assert_eq!(
+            left.len(),
+            1,
+            "readiness probe must leave only visits.txt: {left:?}"
+        );
+    }
 
     // Metrics, as Prometheus scrapes them.
     let resp = http
@@ -132,8 +156,13 @@ pub async fn check_contract(base: &str, data_dir: &Path) {
         text.contains(&format!("\napp_wasm_visits_total {n}\n")),
         "{text}"
     );
+    let bytes = volume.store_bytes();
     assert!(
-        text.contains(&format!("\napp_wasm_visits_log_bytes {}\n", n * 33)),
+        text.contains(&format!(
+            "
+app_wasm_visits_log_bytes {bytes}
+"
+        )),
         "{text}"
     );
     assert!(
@@ -170,7 +199,7 @@ pub async fn check_contract(base: &str, data_dir: &Path) {
     if let Ok(resp) = resp {
         assert_error(resp, StatusCode::METHOD_NOT_ALLOWED).await;
     } // a server may also close the connection on an unread body; either way no visit
-    assert_eq!(read_records(&log).len(), n, "errors must not record visits");
+    assert_eq!(volume.records().len(), n, "errors must not record visits");
 }
 
 fn assert_content_type(resp: &reqwest::Response, prefix: &str) {

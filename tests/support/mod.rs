@@ -42,6 +42,25 @@ pub fn component() -> &'static Path {
     })
 }
 
+/// The Kubernetes flavour staged as the image holds it (`spin.toml` + `app_wasm.wasm`), by the
+/// real recipe `k8s/image/build.sh`, once per test binary.
+pub fn image_dir() -> &'static Path {
+    static STAGED: OnceLock<PathBuf> = OnceLock::new();
+    STAGED.get_or_init(|| {
+        let status = Command::new(repo_root().join("k8s/image/build.sh"))
+            .status()
+            .expect("running k8s/image/build.sh");
+        assert!(status.success(), "k8s/image/build.sh failed");
+        repo_root().join("target/image")
+    })
+}
+
+pub fn spin_cli() -> PathBuf {
+    std::env::var_os("SPIN_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("../shared/bin/spin"))
+}
+
 /// The component compiled by wasmtime once per test binary.
 pub fn runtime() -> Arc<Runtime> {
     static RUNTIME: OnceLock<Arc<Runtime>> = OnceLock::new();
@@ -85,6 +104,36 @@ pub fn read_records(log: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Every visit in a Spin SQLite store, oldest first, asserting each is a well-formed record
+/// and that the ids are dense (the count the component reports is `max(id)`).
+pub fn sqlite_records(db: &Path) -> Vec<String> {
+    if !db.exists() {
+        return Vec::new();
+    }
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("opening the SQLite store read-only");
+    let mut stmt = match conn.prepare("SELECT id, at FROM visits ORDER BY id") {
+        Ok(stmt) => stmt,
+        Err(e) if e.to_string().contains("no such table") => return Vec::new(),
+        Err(e) => panic!("reading visits: {e}"),
+    };
+    let rows = stmt
+        .query_map([], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+        })
+        .unwrap();
+    rows.enumerate()
+        .map(|(i, row)| {
+            let (id, at) = row.unwrap();
+            assert_eq!(id, i as i64 + 1, "ids must be dense");
+            assert_eq!(at.len() + 1, RECORD_LEN, "record width: {at}");
+            chrono::DateTime::parse_from_rfc3339(&at).expect("record is RFC 3339");
+            at
+        })
+        .collect()
+}
+
 /// A free loopback port for a runtime we start as a child process.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -94,7 +143,8 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A runtime we did not write, run as a child process; killed when dropped.
+/// A runtime we did not write, run as a child process in its own process group; the whole
+/// group is killed when dropped (`spin up` forks a `spin trigger http` that would outlive it).
 pub struct ChildServer {
     pub child: Child,
     pub base: String,
@@ -103,7 +153,9 @@ pub struct ChildServer {
 impl ChildServer {
     /// Spawns `cmd` and waits until `port` accepts connections.
     pub fn spawn(mut cmd: Command, port: u16) -> ChildServer {
+        use std::os::unix::process::CommandExt;
         let child = cmd
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -127,10 +179,18 @@ impl ChildServer {
     }
 }
 
+impl ChildServer {
+    /// SIGKILL to the whole process group: a crash, not a graceful stop.
+    pub fn kill(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for ChildServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
@@ -158,4 +218,56 @@ pub fn which(name: &Path) -> Option<PathBuf> {
             .map(|dir| dir.join(name))
             .find(|p| p.is_file())
     })
+}
+
+/// A tmpfs mounted on a fresh temp dir, unmounted when dropped.
+pub struct Tmpfs {
+    mount_point: PathBuf,
+    _parent: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// `None` (and a message) where mounting is not allowed, except in CI where it must work.
+    pub fn mount(size: &str) -> Option<Tmpfs> {
+        let parent = tempfile::tempdir().unwrap();
+        let mount_point = parent.path().join("volume");
+        std::fs::create_dir(&mount_point).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&mount_point)
+            .output()
+            .expect("running mount");
+        if !out.status.success() {
+            let why = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must be able to mount tmpfs: {why}"
+            );
+            eprintln!("SKIPPED: cannot mount tmpfs (needs root): {why}");
+            return None;
+        }
+        Some(Tmpfs {
+            mount_point,
+            _parent: parent,
+        })
+    }
+
+    pub fn remount(&self, options: &str) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,{options}")])
+            .arg(&self.mount_point)
+            .status()
+            .unwrap();
+        assert!(status.success(), "remount {options}");
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.mount_point
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.mount_point).status();
+    }
 }

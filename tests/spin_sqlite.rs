@@ -1,0 +1,249 @@
+//! The Kubernetes flavour (Spin SQLite store) under the real Spin CLI 3.6.3, the Spin inside
+//! containerd-shim-spin v0.24.0: the image's own spin.toml and component, and the runtime
+//! config from k8s/ with only the store's directory moved from /data to a test volume.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use support::contract::{assert_error, check_contract, Volume};
+use support::{client, free_port, image_dir, repo_root, spin_cli, sqlite_records, tool_or_skip};
+use support::{ChildServer, Tmpfs};
+
+/// The pod's mount path for the claim, as k8s/statefulset.yaml mounts it.
+const POD_VOLUME: &str = "/data/";
+
+/// `spin up` on the staged image contents, with the volume at `volume`. Killed when dropped.
+struct SpinReplica {
+    server: ChildServer,
+    db: PathBuf,
+    _app: tempfile::TempDir,
+}
+
+impl SpinReplica {
+    fn start(volume: &Path) -> SpinReplica {
+        let app = tempfile::tempdir().unwrap();
+        for file in ["spin.toml", "app_wasm.wasm"] {
+            std::fs::copy(image_dir().join(file), app.path().join(file)).unwrap();
+        }
+        let config = std::fs::read_to_string(repo_root().join("k8s/runtime-config.toml")).unwrap();
+        assert!(
+            config.contains(&format!("\"{POD_VOLUME}")),
+            "store path must be on the volume"
+        );
+        let config = config.replace(
+            &format!("\"{POD_VOLUME}"),
+            &format!("\"{}/", volume.display()),
+        );
+        let config_path = app.path().join("runtime-config.toml");
+        std::fs::write(&config_path, config).unwrap();
+
+        let port = free_port();
+        let mut cmd = Command::new(spin_cli());
+        cmd.args([
+            "up",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--runtime-config-file",
+        ])
+        .arg(&config_path)
+        .current_dir(app.path())
+        .env("SPIN_DISABLE_TELEMETRY", "1");
+        SpinReplica {
+            server: ChildServer::spawn(cmd, port),
+            db: volume.join("visits.db"),
+            _app: app,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.base)
+    }
+}
+
+fn have_spin() -> bool {
+    tool_or_skip(
+        &spin_cli(),
+        "it ships in ../shared/bin beside the repo; or set SPIN_BIN",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_flavour_serves_the_whole_contract_under_spin() {
+    if !have_spin() {
+        return;
+    }
+    let volume = tempfile::tempdir().unwrap();
+    let replica = SpinReplica::start(volume.path());
+    check_contract(&replica.server.base, Volume::Sqlite(&replica.db)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_flavour_counts_a_thousand_concurrent_visits_exactly_and_survives_restart() {
+    const VISITS: usize = 1000;
+    if !have_spin() {
+        return;
+    }
+    let volume = tempfile::tempdir().unwrap();
+    let replica = SpinReplica::start(volume.path());
+    let http = client();
+    let tasks: Vec<_> = (0..VISITS)
+        .map(|_| {
+            let (http, url) = (http.clone(), replica.url("/"));
+            tokio::spawn(async move {
+                let resp = http.get(url).send().await.unwrap();
+                assert_eq!(resp.status(), StatusCode::OK);
+                let body: Value = resp.json().await.unwrap();
+                body["moscow_time"].as_str().unwrap().to_owned()
+            })
+        })
+        .collect();
+    let mut acknowledged = Vec::new();
+    for task in tasks {
+        acknowledged.push(task.await.unwrap());
+    }
+    let mut stored = sqlite_records(&replica.db);
+    acknowledged.sort();
+    stored.sort();
+    assert_eq!(acknowledged, stored);
+    let summary: Value = http
+        .get(replica.url("/visits"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(summary["visits"], VISITS as u64);
+    println!("Spin SQLite flavour: 1000 concurrent GET / -> 1000 rows, /visits = 1000");
+
+    // Kill Spin (no graceful stop) and start a new replica on the same volume.
+    drop(replica);
+    let replica = SpinReplica::start(volume.path());
+    let summary: Value = http
+        .get(replica.url("/visits"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(summary["visits"], VISITS as u64, "visits survive a restart");
+    assert_eq!(
+        http.get(replica.url("/")).send().await.unwrap().status(),
+        200
+    );
+    assert_eq!(sqlite_records(&replica.db).len(), VISITS + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_flavour_on_a_full_volume_is_507_loses_nothing_and_recovers() {
+    if !have_spin() {
+        return;
+    }
+    // 128k: room for WAL's shared-memory file (32k) so that the data is what fills it, as on
+    // a real claim. On a volume too small for that, SQLite reports a bare I/O error (500).
+    let Some(volume) = Tmpfs::mount("128k") else {
+        return;
+    };
+    let replica = SpinReplica::start(volume.path());
+    let http = client();
+    let mut acknowledged = Vec::new();
+    let message = loop {
+        assert!(acknowledged.len() < 10_000, "a 128k volume never filled up");
+        let resp = http.get(replica.url("/")).send().await.unwrap();
+        if resp.status() == StatusCode::OK {
+            let body: Value = resp.json().await.unwrap();
+            acknowledged.push(body["moscow_time"].as_str().unwrap().to_owned());
+        } else {
+            break assert_error(resp, StatusCode::INSUFFICIENT_STORAGE).await;
+        }
+    };
+    assert!(message.contains("full"), "{message}");
+    assert_eq!(
+        sqlite_records(&replica.db),
+        acknowledged,
+        "every acknowledged visit, nothing else"
+    );
+    for _ in 0..5 {
+        let resp = http.get(replica.url("/")).send().await.unwrap();
+        assert_error(resp, StatusCode::INSUFFICIENT_STORAGE).await;
+    }
+    let summary: Value = http
+        .get(replica.url("/visits"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(summary["visits"], acknowledged.len() as u64);
+    println!(
+        "Spin SQLite flavour, 128k tmpfs: {} visits then 507 x 6",
+        acknowledged.len()
+    );
+
+    volume.remount("size=512k");
+    assert_eq!(
+        http.get(replica.url("/")).send().await.unwrap().status(),
+        200
+    );
+    assert_eq!(sqlite_records(&replica.db).len(), acknowledged.len() + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_flavour_on_a_read_only_volume_is_503_and_recovers() {
+    if !have_spin() {
+        return;
+    }
+    let Some(volume) = Tmpfs::mount("1m") else {
+        return;
+    };
+    let replica = SpinReplica::start(volume.path());
+    let http = client();
+    for _ in 0..3 {
+        assert_eq!(
+            http.get(replica.url("/")).send().await.unwrap().status(),
+            200
+        );
+    }
+    volume.remount("ro");
+    let message = assert_error(
+        http.get(replica.url("/")).send().await.unwrap(),
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    assert!(message.contains("read-only"), "{message}");
+    let reason = assert_error(
+        http.get(replica.url("/readyz")).send().await.unwrap(),
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    assert!(reason.contains("read-only"), "{reason}");
+    // In WAL mode SQLite cannot even read without creating its side files: /visits is 503
+    // too, while every visit stays on the volume.
+    let resp = http.get(replica.url("/visits")).send().await.unwrap();
+    assert_error(resp, StatusCode::SERVICE_UNAVAILABLE).await;
+
+    volume.remount("rw");
+    let summary: Value = http
+        .get(replica.url("/visits"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        summary["visits"], 3,
+        "the visits recorded before are all there"
+    );
+    assert_eq!(
+        http.get(replica.url("/")).send().await.unwrap().status(),
+        200
+    );
+    assert_eq!(sqlite_records(&replica.db).len(), 4);
+}

@@ -1,0 +1,292 @@
+//! Cross-references in the rendered `k8s/` base that no schema validator checks: selectors,
+//! serviceName, runtimeClassName, ports, volumes, probes, and the runtime config's store path.
+//! Renders with `kubectl kustomize` (KUBECTL or `kubectl` on PATH; CI installs it).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde::Deserialize;
+use serde_json::Value;
+use support::{repo_root, tool_or_skip};
+
+struct Rendered(Vec<Value>);
+
+impl Rendered {
+    fn load() -> Option<Rendered> {
+        let kubectl =
+            std::env::var_os("KUBECTL").map_or_else(|| PathBuf::from("kubectl"), PathBuf::from);
+        if !tool_or_skip(
+            &kubectl,
+            ".ci/install-k8s-tools puts one in target/ci-tools/bin",
+        ) {
+            return None;
+        }
+        let out = Command::new(&kubectl)
+            .arg("kustomize")
+            .arg(repo_root().join("k8s"))
+            .output()
+            .expect("running kubectl kustomize");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let docs = serde_norway::Deserializer::from_str(&text)
+            .map(|doc| Value::deserialize(doc).expect("rendered YAML parses"))
+            .collect();
+        Some(Rendered(docs))
+    }
+
+    fn all(&self, kind: &str) -> Vec<&Value> {
+        self.0.iter().filter(|o| o["kind"] == kind).collect()
+    }
+
+    fn one(&self, kind: &str, name: &str) -> &Value {
+        self.0
+            .iter()
+            .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind} named {name} in the render"))
+    }
+
+    fn statefulset(&self) -> &Value {
+        self.one("StatefulSet", "app-wasm")
+    }
+
+    fn pod_labels(&self) -> BTreeMap<String, String> {
+        labels(&self.statefulset()["spec"]["template"]["metadata"]["labels"])
+    }
+
+    fn container(&self) -> &Value {
+        &self.statefulset()["spec"]["template"]["spec"]["containers"][0]
+    }
+}
+
+fn labels(v: &Value) -> BTreeMap<String, String> {
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A selector matches the pods when every one of its labels is on them (and it has some).
+fn assert_selects_pods(selector: &Value, pods: &BTreeMap<String, String>, what: &str) {
+    let selector = labels(selector);
+    assert!(
+        !selector.is_empty(),
+        "{what}: empty selector would select every pod"
+    );
+    for (k, v) in &selector {
+        assert_eq!(
+            pods.get(k),
+            Some(v),
+            "{what}: selector {k}={v} is not on the pods {pods:?}"
+        );
+    }
+}
+
+fn port_names(container: &Value) -> Vec<(String, u64)> {
+    container["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_owned(),
+                p["containerPort"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// A Service/probe/policy port reference: a container port's name or number.
+fn assert_is_container_port(port: &Value, container: &Value, what: &str) {
+    let ports = port_names(container);
+    let ok = match port {
+        Value::String(name) => ports.iter().any(|(n, _)| n == name),
+        Value::Number(n) => ports.iter().any(|(_, p)| Some(*p) == n.as_u64()),
+        _ => false,
+    };
+    assert!(ok, "{what}: port {port} is not a container port {ports:?}");
+}
+
+#[test]
+fn every_selector_selects_the_statefulset_pods() {
+    let Some(r) = Rendered::load() else { return };
+    let pods = r.pod_labels();
+    assert_selects_pods(
+        &r.statefulset()["spec"]["selector"]["matchLabels"],
+        &pods,
+        "StatefulSet",
+    );
+    for svc in r.all("Service") {
+        assert_selects_pods(
+            &svc["spec"]["selector"],
+            &pods,
+            &format!("Service {}", svc["metadata"]["name"]),
+        );
+    }
+    for kind in ["PodDisruptionBudget"] {
+        for o in r.all(kind) {
+            assert_selects_pods(&o["spec"]["selector"]["matchLabels"], &pods, kind);
+        }
+    }
+    for np in r.all("NetworkPolicy") {
+        assert_selects_pods(
+            &np["spec"]["podSelector"]["matchLabels"],
+            &pods,
+            "NetworkPolicy",
+        );
+    }
+}
+
+#[test]
+fn statefulset_names_a_headless_service_and_a_spin_runtime_class() {
+    let Some(r) = Rendered::load() else { return };
+    let spec = &r.statefulset()["spec"];
+    let governing = r.one("Service", spec["serviceName"].as_str().unwrap());
+    assert_eq!(
+        governing["spec"]["clusterIP"], "None",
+        "serviceName must be headless"
+    );
+    let class = r.one(
+        "RuntimeClass",
+        spec["template"]["spec"]["runtimeClassName"]
+            .as_str()
+            .unwrap(),
+    );
+    assert_eq!(class["handler"], "spin", "containerd-shim-spin's handler");
+    assert_eq!(spec["replicas"], 3);
+    assert_eq!(spec["podManagementPolicy"], "Parallel");
+}
+
+#[test]
+fn every_service_and_policy_port_is_a_container_port() {
+    let Some(r) = Rendered::load() else { return };
+    let container = r.container();
+    for svc in r.all("Service") {
+        for port in svc["spec"]["ports"].as_array().unwrap() {
+            assert_is_container_port(&port["targetPort"], container, "Service targetPort");
+        }
+    }
+    let front = r.one("Service", "app-wasm");
+    assert_eq!(front["spec"]["type"], "LoadBalancer");
+    assert_eq!(front["spec"]["ports"][0]["port"], 8080);
+    for np in r.all("NetworkPolicy") {
+        for rule in np["spec"]["ingress"].as_array().unwrap() {
+            for port in rule["ports"].as_array().unwrap() {
+                assert_is_container_port(&port["port"], container, "NetworkPolicy port");
+            }
+        }
+        assert_eq!(np["spec"]["egress"], serde_json::json!([]), "no egress");
+    }
+    // The shim's listen address must be the port the Services send to.
+    let listen = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "SPIN_HTTP_LISTEN_ADDR")
+        .map(|e| e["value"].as_str().unwrap().to_owned())
+        .unwrap_or_else(|| "0.0.0.0:80".into());
+    let listen_port: u64 = listen.rsplit(':').next().unwrap().parse().unwrap();
+    assert!(port_names(container)
+        .iter()
+        .any(|(n, p)| n == "http" && *p == listen_port));
+}
+
+#[test]
+fn probes_use_health_routes_never_the_visit_route() {
+    let Some(r) = Rendered::load() else { return };
+    let container = r.container();
+    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+        let get = &container[probe]["httpGet"];
+        assert_eq!(get["path"], path, "{probe}");
+        assert_ne!(
+            get["path"], "/",
+            "{probe} would record a visit every period"
+        );
+        assert_is_container_port(&get["port"], container, probe);
+    }
+}
+
+#[test]
+fn every_volume_mount_is_backed_and_the_store_lives_on_the_claim() {
+    let Some(r) = Rendered::load() else { return };
+    let pod = &r.statefulset()["spec"]["template"]["spec"];
+    let claims: Vec<&Value> = r.statefulset()["spec"]["volumeClaimTemplates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .collect();
+    assert_eq!(claims.len(), 1);
+    let claim = claims[0];
+    assert_eq!(claim["metadata"]["name"], "visits-volume-template");
+    assert_eq!(
+        claim["spec"]["accessModes"],
+        serde_json::json!(["ReadWriteOnce"])
+    );
+    assert_eq!(claim["spec"]["resources"]["requests"]["storage"], "128Mi");
+
+    let volumes = pod["volumes"].as_array().unwrap();
+    let mut claim_mount = None;
+    let mut config_mount = None;
+    for mount in r.container()["volumeMounts"].as_array().unwrap() {
+        let name = mount["name"].as_str().unwrap();
+        if name == "visits-volume-template" {
+            claim_mount = Some(mount["mountPath"].as_str().unwrap().to_owned());
+            continue;
+        }
+        let volume = volumes
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("volumeMount {name} has no volume or claim template"));
+        if let Some(cm) = volume["configMap"]["name"].as_str() {
+            let config = r.one("ConfigMap", cm);
+            let key = mount["subPath"]
+                .as_str()
+                .expect("runtime config mounted as one file");
+            config_mount = Some((
+                mount["mountPath"].as_str().unwrap().to_owned(),
+                config["data"][key].clone(),
+            ));
+        }
+    }
+    let claim_mount = claim_mount.expect("the claim is mounted");
+    let (config_path, config) = config_mount.expect("a ConfigMap file is mounted");
+    assert_eq!(
+        config_path, "/runtime-config.toml",
+        "where containerd-shim-spin reads it"
+    );
+    // The ConfigMap carries k8s/runtime-config.toml verbatim: the file the Spin tests use.
+    let source = std::fs::read_to_string(repo_root().join("k8s/runtime-config.toml")).unwrap();
+    assert_eq!(config.as_str().unwrap(), source);
+    let store_path = source
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("path = "))
+        .expect("the store has a path")
+        .trim_matches('"');
+    assert!(
+        store_path.starts_with(&format!("{}/", claim_mount.trim_end_matches('/'))),
+        "store {store_path} is not on the claim mounted at {claim_mount}"
+    );
+}
+
+#[test]
+fn pods_run_locked_down() {
+    let Some(r) = Rendered::load() else { return };
+    let pod = &r.statefulset()["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    let sc = &r.container()["securityContext"];
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    let limits = &r.container()["resources"]["limits"];
+    assert!(limits["memory"].is_string() && limits["cpu"].is_string());
+}

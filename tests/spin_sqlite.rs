@@ -247,3 +247,95 @@ async fn sqlite_flavour_on_a_read_only_volume_is_503_and_recovers() {
     );
     assert_eq!(sqlite_records(&replica.db).len(), 4);
 }
+
+/// k8s/show.sh against three real replicas (Spin, SQLite flavour) with different visits. The
+/// only stand-in is the API server: a `kubectl` that lists the three pods and forwards
+/// `get --raw .../pods/POD:PORT/proxy/PATH` to that replica's loopback port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_script_prints_each_replicas_own_visits() {
+    if !have_spin() {
+        return;
+    }
+    let volumes: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let replicas: Vec<_> = volumes
+        .iter()
+        .map(|v| SpinReplica::start(v.path()))
+        .collect();
+    let http = client();
+    for (i, replica) in replicas.iter().enumerate() {
+        for _ in 0..(2 * i + 3) {
+            assert_eq!(
+                http.get(replica.url("/")).send().await.unwrap().status(),
+                200
+            );
+        }
+    }
+    let bin = tempfile::tempdir().unwrap();
+    let kubectl = bin.path().join("kubectl");
+    let ports: Vec<String> = replicas
+        .iter()
+        .map(|r| r.server.base.rsplit(':').next().unwrap().to_owned())
+        .collect();
+    std::fs::write(
+        &kubectl,
+        format!(
+            r#"#!/usr/bin/env bash
+# Stand-in for the API server only: pods app-wasm-0..2 are the Spin replicas on loopback.
+ports=({ports})
+case "$1 $2" in
+  "config view") printf default ;;
+  "get pods") [ -n "$NO_PODS" ] || printf "app-wasm-0 True\napp-wasm-1 True\napp-wasm-2 ${{POD2_READY:-True}}\n" ;;
+  "get pod") printf 8080 ;;
+  "get --raw")
+    rest=${{3#/api/v1/namespaces/default/pods/app-wasm-}}
+    index=${{rest%%:*}}
+    path=${{rest#*/proxy}}
+    exec curl -sf "http://127.0.0.1:${{ports[$index]}}$path" ;;
+  *) echo "unexpected kubectl $*" >&2; exit 1 ;;
+esac
+"#,
+            ports = ports.join(" ")
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &kubectl,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let show = |env: &[(&str, &str)]| {
+        let mut cmd = Command::new(repo_root().join("k8s/show.sh"));
+        cmd.args(["-t", "2"]).env("KUBECTL", &kubectl);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+
+    let out = show(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    println!("k8s/show.sh -t 2, three Spin replicas behind a stand-in API server:\n{text}");
+    for (i, replica) in replicas.iter().enumerate() {
+        let records = sqlite_records(&replica.db);
+        assert_eq!(records.len(), 2 * i + 3);
+        let block = format!(
+            "app-wasm-{i}: {} visits\n  {}\n  {}\n",
+            records.len(),
+            records[records.len() - 2],
+            records[records.len() - 1]
+        );
+        assert!(text.contains(&block), "missing:\n{block}\nin:\n{text}");
+    }
+
+    let out = show(&[("POD2_READY", "False")]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("app-wasm-2: not ready, skipped"), "{text}");
+    let out = show(&[("NO_PODS", "1")]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no pods match"));
+}

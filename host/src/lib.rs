@@ -29,6 +29,7 @@ pub const GUEST_DATA_DIR: &str = "/data";
 
 /// The compiled component, ready to instantiate per request. Cheap to share (`Arc`).
 pub struct Runtime {
+    component: Component,
     pre: ProxyPre<RequestState>,
 }
 
@@ -43,8 +44,29 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         let pre = ProxyPre::new(linker.instantiate_pre(&component)?)?;
-        Ok(Runtime { pre })
+        Ok(Runtime { component, pre })
     }
+
+    /// The interfaces the served component imports: what it could ever ask the host for.
+    pub fn imports(&self) -> Vec<String> {
+        imports_of(self.pre.engine(), &self.component)
+    }
+}
+
+/// The interfaces a component imports, e.g. `wasi:filesystem/types@0.2.6`, read by compiling
+/// it without linking: works for components this host cannot serve (the Spin SQLite flavour).
+pub fn component_imports(wasm: &Path) -> Result<Vec<String>> {
+    let engine = Engine::new(&Config::new())?;
+    let component = Component::from_file(&engine, wasm).map_err(anyhow::Error::from)?;
+    Ok(imports_of(&engine, &component))
+}
+
+fn imports_of(engine: &Engine, component: &Component) -> Vec<String> {
+    component
+        .component_type()
+        .imports(engine)
+        .map(|(name, _)| name.to_owned())
+        .collect()
 }
 
 /// How one server (one replica) runs the component.

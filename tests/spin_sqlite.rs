@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use support::contract::{assert_error, check_contract, Volume};
 use support::{client, free_port, image_dir, repo_root, spin_cli, sqlite_records, tool_or_skip};
-use support::{ChildServer, Tmpfs};
+use support::{ChildServer, StandInApiServer, Tmpfs};
 
 /// The pod's mount path for the claim, as k8s/statefulset.yaml mounts it.
 const POD_VOLUME: &str = "/data/";
@@ -270,47 +270,12 @@ async fn show_script_prints_each_replicas_own_visits() {
             );
         }
     }
-    let bin = tempfile::tempdir().unwrap();
-    let kubectl = bin.path().join("kubectl");
-    let ports: Vec<String> = replicas
+    let ports: Vec<u16> = replicas
         .iter()
-        .map(|r| r.server.base.rsplit(':').next().unwrap().to_owned())
+        .map(|r| r.server.base.rsplit(':').next().unwrap().parse().unwrap())
         .collect();
-    std::fs::write(
-        &kubectl,
-        format!(
-            r#"#!/usr/bin/env bash
-# Stand-in for the API server only: pods app-wasm-0..2 are the Spin replicas on loopback.
-ports=({ports})
-case "$1 $2" in
-  "config view") printf default ;;
-  "get pods") [ -n "$NO_PODS" ] || printf "app-wasm-0 True\napp-wasm-1 True\napp-wasm-2 ${{POD2_READY:-True}}\n" ;;
-  "get pod") printf 8080 ;;
-  "get --raw")
-    rest=${{3#/api/v1/namespaces/default/pods/app-wasm-}}
-    index=${{rest%%:*}}
-    path=${{rest#*/proxy}}
-    exec curl -sf "http://127.0.0.1:${{ports[$index]}}$path" ;;
-  *) echo "unexpected kubectl $*" >&2; exit 1 ;;
-esac
-"#,
-            ports = ports.join(" ")
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        &kubectl,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let show = |env: &[(&str, &str)]| {
-        let mut cmd = Command::new(repo_root().join("k8s/show.sh"));
-        cmd.args(["-t", "2"]).env("KUBECTL", &kubectl);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.output().unwrap()
-    };
+    let api = StandInApiServer::new(&ports);
+    let show = |env: &[(&str, &str)]| api.show(env);
 
     let out = show(&[]);
     assert!(

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses its own part of this module
 
 pub mod contract;
+pub mod k8s;
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -269,5 +270,65 @@ impl Tmpfs {
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.mount_point).status();
+    }
+}
+
+/// A `kubectl` that stands in for the API server only, so `k8s/show.sh` can run without a
+/// cluster: pods `app-wasm-0..N` are replicas on loopback `ports`, and
+/// `get --raw .../pods/POD:PORT/proxy/PATH` is forwarded to that replica over HTTP.
+/// `NO_PODS=1` lists none; `POD2_READY=False` marks app-wasm-2 not ready.
+pub struct StandInApiServer {
+    dir: tempfile::TempDir,
+}
+
+impl StandInApiServer {
+    pub fn new(ports: &[u16]) -> StandInApiServer {
+        let dir = tempfile::tempdir().unwrap();
+        let pods: String = (0..ports.len())
+            .map(|i| {
+                let ready = if i == 2 {
+                    "${POD2_READY:-True}"
+                } else {
+                    "True"
+                };
+                format!("app-wasm-{i} {ready}\\n")
+            })
+            .collect();
+        let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+        let script = format!(
+            r#"#!/usr/bin/env bash
+ports=({ports})
+case "$1 $2" in
+  "config view") printf default ;;
+  "get pods") [ -n "$NO_PODS" ] || printf "{pods}" ;;
+  "get pod") printf 8080 ;;
+  "get --raw")
+    rest=${{3#/api/v1/namespaces/default/pods/app-wasm-}}
+    index=${{rest%%:*}}
+    exec curl -sf "http://127.0.0.1:${{ports[$index]}}${{rest#*/proxy}}" ;;
+  *) echo "unexpected kubectl $*" >&2; exit 1 ;;
+esac
+"#,
+            ports = ports.join(" ")
+        );
+        let kubectl = dir.path().join("kubectl");
+        std::fs::write(&kubectl, script).unwrap();
+        std::fs::set_permissions(
+            &kubectl,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        StandInApiServer { dir }
+    }
+
+    /// Runs `k8s/show.sh -t 2` against the stand-in, with extra environment.
+    pub fn show(&self, env: &[(&str, &str)]) -> std::process::Output {
+        let mut cmd = Command::new(repo_root().join("k8s/show.sh"));
+        cmd.args(["-t", "2"])
+            .env("KUBECTL", self.dir.path().join("kubectl"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
     }
 }

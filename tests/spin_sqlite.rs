@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use reqwest::StatusCode;
-use serde_json::Value;
 use support::contract::{assert_error, check_contract, Volume};
-use support::{client, free_port, image_dir, repo_root, spin_cli, sqlite_records, tool_or_skip};
+use support::{client, concurrent_visits, free_port, image_dir, repo_root, spin_cli};
+use support::{sqlite_records, tool_or_skip, visit_count, visit_until_refused};
 use support::{ChildServer, StandInApiServer, Tmpfs};
 
 /// The pod's mount path for the claim, as k8s/statefulset.yaml mounts it.
@@ -90,48 +90,22 @@ async fn sqlite_flavour_counts_a_thousand_concurrent_visits_exactly_and_survives
     let volume = tempfile::tempdir().unwrap();
     let replica = SpinReplica::start(volume.path());
     let http = client();
-    let tasks: Vec<_> = (0..VISITS)
-        .map(|_| {
-            let (http, url) = (http.clone(), replica.url("/"));
-            tokio::spawn(async move {
-                let resp = http.get(url).send().await.unwrap();
-                assert_eq!(resp.status(), StatusCode::OK);
-                let body: Value = resp.json().await.unwrap();
-                body["moscow_time"].as_str().unwrap().to_owned()
-            })
-        })
-        .collect();
-    let mut acknowledged = Vec::new();
-    for task in tasks {
-        acknowledged.push(task.await.unwrap());
-    }
+    let mut acknowledged = concurrent_visits(&replica.server.base, VISITS).await;
     let mut stored = sqlite_records(&replica.db);
     acknowledged.sort();
     stored.sort();
     assert_eq!(acknowledged, stored);
-    let summary: Value = http
-        .get(replica.url("/visits"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(summary["visits"], VISITS as u64);
+    assert_eq!(visit_count(&replica.server.base).await, VISITS as u64);
     println!("Spin SQLite flavour: 1000 concurrent GET / -> 1000 rows, /visits = 1000");
 
     // Kill Spin (no graceful stop) and start a new replica on the same volume.
     drop(replica);
     let replica = SpinReplica::start(volume.path());
-    let summary: Value = http
-        .get(replica.url("/visits"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(summary["visits"], VISITS as u64, "visits survive a restart");
+    assert_eq!(
+        visit_count(&replica.server.base).await,
+        VISITS as u64,
+        "visits survive a restart"
+    );
     assert_eq!(
         http.get(replica.url("/")).send().await.unwrap().status(),
         200
@@ -151,17 +125,12 @@ async fn sqlite_flavour_on_a_full_volume_is_507_loses_nothing_and_recovers() {
     };
     let replica = SpinReplica::start(volume.path());
     let http = client();
-    let mut acknowledged = Vec::new();
-    let message = loop {
-        assert!(acknowledged.len() < 10_000, "a 128k volume never filled up");
-        let resp = http.get(replica.url("/")).send().await.unwrap();
-        if resp.status() == StatusCode::OK {
-            let body: Value = resp.json().await.unwrap();
-            acknowledged.push(body["moscow_time"].as_str().unwrap().to_owned());
-        } else {
-            break assert_error(resp, StatusCode::INSUFFICIENT_STORAGE).await;
-        }
-    };
+    let (acknowledged, message) = visit_until_refused(
+        &replica.server.base,
+        10_000,
+        StatusCode::INSUFFICIENT_STORAGE,
+    )
+    .await;
     assert!(message.contains("full"), "{message}");
     assert_eq!(
         sqlite_records(&replica.db),
@@ -172,15 +141,10 @@ async fn sqlite_flavour_on_a_full_volume_is_507_loses_nothing_and_recovers() {
         let resp = http.get(replica.url("/")).send().await.unwrap();
         assert_error(resp, StatusCode::INSUFFICIENT_STORAGE).await;
     }
-    let summary: Value = http
-        .get(replica.url("/visits"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(summary["visits"], acknowledged.len() as u64);
+    assert_eq!(
+        visit_count(&replica.server.base).await,
+        acknowledged.len() as u64
+    );
     println!(
         "Spin SQLite flavour, 128k tmpfs: {} visits then 507 x 6",
         acknowledged.len()
@@ -229,16 +193,9 @@ async fn sqlite_flavour_on_a_read_only_volume_is_503_and_recovers() {
     assert_error(resp, StatusCode::SERVICE_UNAVAILABLE).await;
 
     volume.remount("rw");
-    let summary: Value = http
-        .get(replica.url("/visits"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
     assert_eq!(
-        summary["visits"], 3,
+        visit_count(&replica.server.base).await,
+        3,
         "the visits recorded before are all there"
     );
     assert_eq!(

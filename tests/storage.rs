@@ -7,41 +7,15 @@ use std::collections::HashMap;
 use reqwest::StatusCode;
 use serde_json::Value;
 use support::contract::assert_error;
-use support::{client, read_records, start_host};
-
-async fn visits(base: &str) -> u64 {
-    let body: Value = client()
-        .get(format!("{base}/visits"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["visits"].as_u64().unwrap()
-}
+use support::{client, concurrent_visits, read_records, start_host, visit_count};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_concurrent_visits_are_each_recorded_exactly_once() {
     const VISITS: usize = 1000;
     let dir = tempfile::tempdir().unwrap();
     let server = start_host(dir.path()).await;
-    let http = client();
-    let tasks: Vec<_> = (0..VISITS)
-        .map(|_| {
-            let (http, url) = (http.clone(), server.url("/"));
-            tokio::spawn(async move {
-                let resp = http.get(url).send().await.unwrap();
-                assert_eq!(resp.status(), StatusCode::OK);
-                let body: Value = resp.json().await.unwrap();
-                body["moscow_time"].as_str().unwrap().to_owned()
-            })
-        })
-        .collect();
-    let mut acknowledged = Vec::with_capacity(VISITS);
-    for task in tasks {
-        acknowledged.push(task.await.unwrap());
-    }
+    let base = format!("http://{}", server.addr);
+    let mut acknowledged = concurrent_visits(&base, VISITS).await;
     let mut on_disk = read_records(&dir.path().join("visits.txt"));
     assert_eq!(on_disk.len(), VISITS);
     // Same multiset: every acknowledged visit is on disk once, nothing else is.
@@ -49,7 +23,7 @@ async fn a_thousand_concurrent_visits_are_each_recorded_exactly_once() {
     on_disk.sort();
     assert_eq!(acknowledged, on_disk);
     assert_eq!(
-        visits(&format!("http://{}", server.addr)).await,
+        visit_count(&format!("http://{}", server.addr)).await,
         VISITS as u64
     );
     println!("1000 concurrent GET /: 1000 x 200, 1000 records on disk, /visits = 1000");
@@ -69,9 +43,9 @@ async fn restart_keeps_every_visit_and_never_rewrites_the_log() {
 
     let server = start_host(dir.path()).await;
     let base = format!("http://{}", server.addr);
-    assert_eq!(visits(&base).await, 5);
+    assert_eq!(visit_count(&base).await, 5);
     client().get(server.url("/")).send().await.unwrap();
-    assert_eq!(visits(&base).await, 6);
+    assert_eq!(visit_count(&base).await, 6);
     let after = std::fs::read(&log).unwrap();
     assert!(
         after.starts_with(&before),
@@ -90,7 +64,7 @@ async fn a_torn_tail_is_never_counted_nor_merged_with_the_next_visit() {
     std::fs::write(&log, format!("{whole}2026-11-27T08:00:02")).unwrap();
     let server = start_host(dir.path()).await;
     let base = format!("http://{}", server.addr);
-    assert_eq!(visits(&base).await, 2);
+    assert_eq!(visit_count(&base).await, 2);
     let metrics = client()
         .get(server.url("/metrics"))
         .send()
@@ -120,7 +94,7 @@ async fn a_torn_tail_is_never_counted_nor_merged_with_the_next_visit() {
     assert_eq!(records.len(), 3);
     assert_eq!(records[2], shown["moscow_time"].as_str().unwrap());
     assert!(std::fs::read_to_string(&log).unwrap().starts_with(whole));
-    assert_eq!(visits(&base).await, 3);
+    assert_eq!(visit_count(&base).await, 3);
     server.stop().await.unwrap();
 }
 

@@ -4,9 +4,8 @@
 mod support;
 
 use reqwest::StatusCode;
-use serde_json::Value;
 use support::contract::assert_error;
-use support::{client, read_records, start_host, Tmpfs};
+use support::{client, read_records, start_host, visit_count, visit_until_refused, Tmpfs};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_volume_is_507_loses_nothing_and_recovers_with_more_space() {
@@ -18,17 +17,9 @@ async fn a_full_volume_is_507_loses_nothing_and_recovers_with_more_space() {
     let http = client();
 
     // Visit until the volume is full; every 200 must be on disk.
-    let mut acknowledged = Vec::new();
-    let full_message = loop {
-        assert!(acknowledged.len() < 2000, "a 16k volume never filled up");
-        let resp = http.get(server.url("/")).send().await.unwrap();
-        if resp.status() == StatusCode::OK {
-            let body: Value = resp.json().await.unwrap();
-            acknowledged.push(body["moscow_time"].as_str().unwrap().to_owned());
-        } else {
-            break assert_error(resp, StatusCode::INSUFFICIENT_STORAGE).await;
-        }
-    };
+    let base = format!("http://{}", server.addr);
+    let (acknowledged, full_message) =
+        visit_until_refused(&base, 2000, StatusCode::INSUFFICIENT_STORAGE).await;
     assert!(full_message.contains("full"), "{full_message}");
     // More visits while full: all 507, and the log stays whole (the torn tail is cut).
     for _ in 0..20 {
@@ -43,15 +34,7 @@ async fn a_full_volume_is_507_loses_nothing_and_recovers_with_more_space() {
     let resp = http.get(server.url("/readyz")).send().await.unwrap();
     let reason = assert_error(resp, StatusCode::SERVICE_UNAVAILABLE).await;
     assert!(reason.contains("full"), "{reason}");
-    let summary: Value = http
-        .get(server.url("/visits"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(summary["visits"], acknowledged.len() as u64);
+    assert_eq!(visit_count(&base).await, acknowledged.len() as u64);
     println!(
         "full 16k tmpfs: {} visits acknowledged and on disk, then 507 x 21, readyz 503",
         acknowledged.len()
@@ -85,6 +68,7 @@ async fn a_read_only_volume_is_503_keeps_its_visits_and_recovers() {
     };
     let log = volume.path().join("visits.txt");
     let server = start_host(volume.path()).await;
+    let base = format!("http://{}", server.addr);
     let http = client();
     for _ in 0..3 {
         assert_eq!(
@@ -102,15 +86,7 @@ async fn a_read_only_volume_is_503_keeps_its_visits_and_recovers() {
     let reason = assert_error(resp, StatusCode::SERVICE_UNAVAILABLE).await;
     assert!(reason.contains("read-only"), "{reason}");
     // Reading still works: the visits are there and served.
-    let summary: Value = http
-        .get(server.url("/visits"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(summary["visits"], 3);
+    assert_eq!(visit_count(&base).await, 3);
     assert_eq!(std::fs::read(&log).unwrap(), before);
 
     volume.remount("rw");

@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use support::contract::{check_contract, Volume};
 use support::k8s::Rendered;
-use support::{client, free_port, repo_root, sqlite_records, tool_or_skip, StandInApiServer};
+use support::{client, concurrent_visits, free_port, repo_root, sqlite_records};
+use support::{tool_or_skip, visit_count, StandInApiServer};
 
 const RUNTIME: &str = "io.containerd.spin.v2";
 
@@ -280,31 +280,6 @@ async fn wait_ready(base: &str) -> Instant {
     }
 }
 
-async fn visit(base: &str, times: usize) {
-    let http = client();
-    let tasks: Vec<_> = (0..times)
-        .map(|_| {
-            let (http, url) = (http.clone(), format!("{base}/"));
-            tokio::spawn(async move { http.get(url).send().await.unwrap().status() })
-        })
-        .collect();
-    for task in tasks {
-        assert_eq!(task.await.unwrap(), 200);
-    }
-}
-
-async fn count(base: &str) -> u64 {
-    let body: Value = client()
-        .get(format!("{base}/visits"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["visits"].as_u64().unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_on_the_spin_shim_each_keep_their_own_visits() {
     let tier = Instant::now();
@@ -388,7 +363,7 @@ async fn three_replicas_on_the_spin_shim_each_keep_their_own_visits() {
     // Different concurrent loads per replica: each volume holds exactly its own visits.
     let loads = [50, 100, 150];
     for (base, load) in bases.iter().zip(loads) {
-        visit(base, load).await;
+        concurrent_visits(base, load).await;
     }
     let expected = [contract_visits + 50, 100, 150];
     for i in 0..3 {
@@ -397,15 +372,19 @@ async fn three_replicas_on_the_spin_shim_each_keep_their_own_visits() {
             expected[i],
             "app-wasm-{i}'s volume"
         );
-        assert_eq!(count(&bases[i]).await, expected[i] as u64);
+        assert_eq!(visit_count(&bases[i]).await, expected[i] as u64);
     }
 
     // The StatefulSet's restart: SIGTERM, a new container of the same name on the same volume.
     ctd.stop("app-wasm-1");
     ctd.run(&spec, &image, "app-wasm-1", volumes[1].path(), ports[1]);
     wait_ready(&bases[1]).await;
-    assert_eq!(count(&bases[1]).await, 100, "visits survive the restart");
-    visit(&bases[1], 1).await;
+    assert_eq!(
+        visit_count(&bases[1]).await,
+        100,
+        "visits survive the restart"
+    );
+    concurrent_visits(&bases[1], 1).await;
     assert_eq!(sqlite_records(&dbs[1]).len(), 101);
 
     let show = StandInApiServer::new(&ports).show(&[]);

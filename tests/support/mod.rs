@@ -84,6 +84,65 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// `n` concurrent `GET {base}/`, each asserted 200: the Moscow timestamps acknowledged.
+pub async fn concurrent_visits(base: &str, n: usize) -> Vec<String> {
+    let http = client();
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (http, url) = (http.clone(), format!("{base}/"));
+            tokio::spawn(async move {
+                let resp = http.get(url).send().await.unwrap();
+                assert_eq!(resp.status(), reqwest::StatusCode::OK);
+                let body: serde_json::Value = resp.json().await.unwrap();
+                body["moscow_time"].as_str().unwrap().to_owned()
+            })
+        })
+        .collect();
+    let mut acknowledged = Vec::with_capacity(n);
+    for task in tasks {
+        acknowledged.push(task.await.unwrap());
+    }
+    acknowledged
+}
+
+/// Sequential `GET {base}/` until the first answer that is not 200 (at most `bound` visits):
+/// the timestamps acknowledged before it, and the error message of that answer, which must
+/// have `status`.
+pub async fn visit_until_refused(
+    base: &str,
+    bound: usize,
+    status: reqwest::StatusCode,
+) -> (Vec<String>, String) {
+    let http = client();
+    let mut acknowledged = Vec::new();
+    loop {
+        assert!(
+            acknowledged.len() < bound,
+            "still accepting after {bound} visits"
+        );
+        let resp = http.get(format!("{base}/")).send().await.unwrap();
+        if resp.status() != reqwest::StatusCode::OK {
+            let message = contract::assert_error(resp, status).await;
+            return (acknowledged, message);
+        }
+        let body: serde_json::Value = resp.json().await.unwrap();
+        acknowledged.push(body["moscow_time"].as_str().unwrap().to_owned());
+    }
+}
+
+/// This replica's count, from `GET {base}/visits`.
+pub async fn visit_count(base: &str) -> u64 {
+    let body: serde_json::Value = client()
+        .get(format!("{base}/visits"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["visits"].as_u64().unwrap()
+}
+
 /// Every line of a visits log, asserting each is one well-formed fixed-width record.
 pub fn read_records(log: &Path) -> Vec<String> {
     let bytes = std::fs::read(log).unwrap_or_default();

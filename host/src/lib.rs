@@ -134,8 +134,13 @@ impl Runtime {
             let (stream, _) = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(pair) => pair,
-                    // Out of fds or a reset before accept: keep serving the others.
-                    Err(e) => { eprintln!("accept failed: {e}"); continue; }
+                    // Out of fds or a reset before accept: keep serving the others, and
+                    // pause so that running out of fds does not become a busy loop.
+                    Err(e) => {
+                        eprintln!("accept failed: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        continue;
+                    }
                 },
                 () = &mut shutdown => break,
             };

@@ -50,8 +50,9 @@ while read -r pod status; do
   summary=$($KUBECTL get --raw "$proxy/visits")
   count=$(printf '%s' "$summary" | sed -n 's/.*"visits":\([0-9]*\).*/\1/p')
   printf '%s: %s visits\n' "$pod" "${count:-?}"
-  # ?format=text: the API server's proxy cannot pass an Accept header.
-  $KUBECTL get --raw "$proxy/visits?format=text" | tail -n "$last" | sed 's/^/  /'
+  # ?format=text: the API server's proxy cannot pass an Accept header; ?tail= keeps the
+  # transfer to the records printed, however long the log.
+  $KUBECTL get --raw "$proxy/visits?format=text&tail=$last" | sed 's/^/  /'
   echo
   ready=$((ready + 1))
 done <<< "$pods"

@@ -20,14 +20,17 @@ pub struct Request<'a> {
     /// Path and query, e.g. `/visits?format=text`.
     pub target: &'a str,
     pub accept: Option<&'a str>,
+    /// The replica serving it (the pod name), when the environment names one.
+    pub replica: Option<&'a str>,
 }
 
 /// What to send back: the adapter streams `Log` bodies from the volume.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Body {
     Bytes(Vec<u8>),
-    /// The first `len` bytes of the visit log (whole records only).
+    /// `len` bytes of the visit log (whole records only), after its first `skip` records.
     Log {
+        skip: u64,
         len: u64,
     },
 }
@@ -90,7 +93,7 @@ impl Reply {
     pub fn body_len(&self) -> u64 {
         match &self.body {
             Body::Bytes(b) => b.len() as u64,
-            Body::Log { len } => *len,
+            Body::Log { len, .. } => *len,
         }
     }
 }
@@ -107,7 +110,16 @@ impl From<StoreError> for Reply {
 }
 
 /// Serves one request. `now` is the Moscow timestamp to show and, for `GET /`, to record.
+/// Every reply, errors included, names the replica that sent it.
 pub fn handle(req: &Request, log: &dyn VisitLog, now: &str) -> Reply {
+    let reply = route(req, log, now);
+    match req.replica {
+        Some(name) => reply.with_header("x-replica", name),
+        None => reply,
+    }
+}
+
+fn route(req: &Request, log: &dyn VisitLog, now: &str) -> Reply {
     let (path, query) = req.target.split_once('?').unwrap_or((req.target, ""));
     let Some(route) = Route::from_path(path) else {
         return Reply::error(404, format!("no route for {path}"));
@@ -124,8 +136,8 @@ pub fn handle(req: &Request, log: &dyn VisitLog, now: &str) -> Reply {
         }
     };
     let mut reply = match route {
-        Route::Home => home(req.accept, log, now, !head_only),
-        Route::Visits => visits(req.accept, query, log),
+        Route::Home => home(req, log, now, !head_only),
+        Route::Visits => visits(req, query, log),
         Route::Health => Reply::json(200, &serde_json::json!({"status": "ok"})),
         Route::Ready => match log.check_ready() {
             Ok(()) => Reply::json(200, &serde_json::json!({"status": "ready"})),
@@ -178,9 +190,9 @@ fn not_acceptable(offered: &[&str]) -> Reply {
     )
 }
 
-fn home(accept: Option<&str>, log: &dyn VisitLog, now: &str, record: bool) -> Reply {
+fn home(req: &Request, log: &dyn VisitLog, now: &str, record: bool) -> Reply {
     const OFFERED: &[&str] = &[JSON, "text/html"];
-    let Some(kind) = negotiate::choose(accept, OFFERED) else {
+    let Some(kind) = negotiate::choose(req.accept, OFFERED) else {
         return not_acceptable(OFFERED);
     };
     if record {
@@ -194,29 +206,37 @@ fn home(accept: Option<&str>, log: &dyn VisitLog, now: &str, record: bool) -> Re
             moscow_time: &'a str,
             utc_offset: &'a str,
             recorded: bool,
+            replica: Option<&'a str>,
         }
         let home = Home {
             moscow_time: now,
             utc_offset: UTC_OFFSET,
             recorded: record,
+            replica: req.replica,
         };
         Reply::json(200, &home)
     } else {
-        Reply::new(200, HTML, home_page(now).into_bytes())
+        Reply::new(200, HTML, home_page(now, req.replica).into_bytes())
     }
 }
 
-fn home_page(now: &str) -> String {
+/// `replica` is a checked name (`replica::name_from`): safe in HTML as is.
+fn home_page(now: &str, replica: Option<&str>) -> String {
+    let served_by = replica.map_or(String::new(), |r| format!(" by <code>{r}</code>"));
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <title>Moscow time</title></head>\n<body><h1>Current time in Moscow</h1>\n\
          <p><time datetime=\"{now}\">{now}</time> (UTC{UTC_OFFSET})</p>\n\
-         <p>Your visit was recorded. <a href=\"/visits\">Visits on this replica</a></p>\n\
+         <p>Your visit was recorded{served_by}. <a href=\"/visits\">Visits on this replica</a></p>\n\
          </body></html>\n"
     )
 }
 
-fn visits(accept: Option<&str>, query: &str, log: &dyn VisitLog) -> Reply {
+/// The most records `?tail=` returns in the JSON form, which is built in memory (the text
+/// form streams any number).
+pub const MAX_JSON_TAIL: u64 = 1000;
+
+fn visits(req: &Request, query: &str, log: &dyn VisitLog) -> Reply {
     const OFFERED: &[&str] = &[JSON, "text/plain"];
     // `?format=` exists for clients that cannot set Accept (`kubectl get --raw`, a browser bar).
     let kind = match query_param(query, "format") {
@@ -225,38 +245,71 @@ fn visits(accept: Option<&str>, query: &str, log: &dyn VisitLog) -> Reply {
         Some(other) => {
             return Reply::error(400, format!("format={other} is not one of: json, text"))
         }
-        None => negotiate::choose(accept, OFFERED),
+        None => negotiate::choose(req.accept, OFFERED),
     };
     let Some(kind) = kind else {
         return not_acceptable(OFFERED);
+    };
+    let tail = match query_param(query, "tail").map(str::parse::<u64>) {
+        None => None,
+        Some(Ok(n)) if kind != JSON || n <= MAX_JSON_TAIL => Some(n),
+        Some(_) => {
+            let limit = if kind == JSON {
+                MAX_JSON_TAIL
+            } else {
+                u64::MAX
+            };
+            return Reply::error(
+                400,
+                format!("tail must be a whole number from 0 to {limit}"),
+            );
+        }
     };
     let summary = match log.summary() {
         Ok(s) => s,
         Err(e) => return e.into(),
     };
+    // Both stores hold whole fixed-width records, so offsets follow from the count.
+    let skip = tail.map_or(0, |n| summary.visits.saturating_sub(n));
+    let len = (summary.visits - skip) * RECORD_LEN;
     if kind == JSON {
         #[derive(Serialize)]
-        struct Visits {
+        struct Visits<'a> {
             visits: u64,
             first: Option<String>,
             last: Option<String>,
+            replica: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            tail: Option<Vec<String>>,
         }
+        let tail = match tail.map(|_| recent(log, skip, len)).transpose() {
+            Ok(tail) => tail,
+            Err(e) => return e.into(),
+        };
         Reply::json(
             200,
             &Visits {
                 visits: summary.visits,
                 first: summary.first,
                 last: summary.last,
+                replica: req.replica,
+                tail,
             },
         )
     } else {
         let mut reply = Reply::new(200, TEXT, Vec::new());
-        // Both stores serve whole fixed-width records, so the length follows from the count.
-        reply.body = Body::Log {
-            len: summary.visits * RECORD_LEN,
-        };
+        reply.body = Body::Log { skip, len };
         reply
     }
+}
+
+/// The timestamps of `len` bytes of records after the first `skip`, oldest first.
+fn recent(log: &dyn VisitLog, skip: u64, len: u64) -> Result<Vec<String>, StoreError> {
+    let text: Vec<u8> = log.text_chunks(skip, len)?.flatten().collect();
+    Ok(String::from_utf8_lossy(&text)
+        .lines()
+        .map(str::to_owned)
+        .collect())
 }
 
 fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
@@ -279,6 +332,7 @@ mod tests {
             method: "GET",
             target,
             accept,
+            replica: None,
         }
     }
 
@@ -300,6 +354,7 @@ mod tests {
             method: "HEAD",
             target: "/",
             accept: None,
+            replica: None,
         };
         let reply = handle(&head, &log, NOW);
         assert!(reply.head_only);
@@ -330,6 +385,7 @@ mod tests {
             method: "POST",
             target: "/",
             accept: None,
+            replica: None,
         };
         let r = handle(&post, &log, NOW);
         assert_eq!(r.status, 405);
@@ -350,13 +406,69 @@ mod tests {
             &log,
             NOW,
         );
-        assert_eq!(r.body, Body::Log { len: 33 });
+        assert_eq!(r.body, Body::Log { skip: 0, len: 33 });
         let r = handle(&get("/visits", Some("text/plain")), &log, NOW);
-        assert_eq!(r.body, Body::Log { len: 33 });
+        assert_eq!(r.body, Body::Log { skip: 0, len: 33 });
         assert_eq!(
             body_json(&handle(&get("/visits", None), &log, NOW))["visits"],
             1
         );
+    }
+
+    #[test]
+    fn tail_picks_the_latest_records_in_both_forms() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = FileLog::new(dir.path());
+        let stamps: Vec<String> = (0..5)
+            .map(|i| NOW.replace(".123456", &format!(".12345{i}")))
+            .collect();
+        for ts in &stamps {
+            log.append(ts).unwrap();
+        }
+        let r = handle(&get("/visits?format=text&tail=2", None), &log, NOW);
+        assert_eq!(r.body, Body::Log { skip: 3, len: 66 });
+        let r = handle(&get("/visits?tail=9", Some("text/plain")), &log, NOW);
+        assert_eq!(r.body, Body::Log { skip: 0, len: 165 });
+        let json = body_json(&handle(&get("/visits?tail=2", None), &log, NOW));
+        assert_eq!(json["tail"], serde_json::json!([stamps[3], stamps[4]]));
+        assert_eq!(json["visits"], 5);
+        let json = body_json(&handle(&get("/visits", None), &log, NOW));
+        assert!(json.get("tail").is_none());
+        for bad in ["tail=-1", "tail=x", "tail=1001", "tail="] {
+            let r = handle(&get(&format!("/visits?{bad}"), None), &log, NOW);
+            assert_eq!(r.status, 400, "{bad}");
+        }
+        let r = handle(&get("/visits?format=text&tail=5000", None), &log, NOW);
+        assert_eq!(r.status, 200);
+    }
+
+    #[test]
+    fn every_reply_names_the_replica() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = FileLog::new(dir.path());
+        for (target, status) in [("/", 200), ("/visits", 200), ("/nope", 404)] {
+            let req = Request {
+                replica: Some("app-wasm-1"),
+                ..get(target, None)
+            };
+            let r = handle(&req, &log, NOW);
+            assert_eq!(r.status, status);
+            assert_eq!(r.header("x-replica"), Some("app-wasm-1"), "{target}");
+            if status == 200 {
+                assert_eq!(body_json(&r)["replica"], "app-wasm-1");
+            }
+        }
+        let html = Request {
+            replica: Some("app-wasm-1"),
+            ..get("/", Some("text/html"))
+        };
+        let Body::Bytes(page) = handle(&html, &log, NOW).body else {
+            panic!("the home page is bytes");
+        };
+        assert!(String::from_utf8(page)
+            .unwrap()
+            .contains("<code>app-wasm-1</code>"));
+        assert_eq!(handle(&get("/", None), &log, NOW).header("x-replica"), None);
     }
 
     #[test]

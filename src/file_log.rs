@@ -195,10 +195,16 @@ impl VisitLog for FileLog {
         self.probe_write()
     }
 
-    fn text_chunks(&self, len: u64) -> Result<Box<dyn Iterator<Item = Vec<u8>> + '_>, StoreError> {
-        let Some((file, _)) = self.open_for_read()? else {
+    fn text_chunks(
+        &self,
+        skip: u64,
+        len: u64,
+    ) -> Result<Box<dyn Iterator<Item = Vec<u8>> + '_>, StoreError> {
+        let Some((mut file, _)) = self.open_for_read()? else {
             return Ok(Box::new(std::iter::empty()));
         };
+        file.seek(SeekFrom::Start(skip * RECORD_LEN))
+            .map_err(|e| self.classify(e))?;
         let mut remaining = file.take(len);
         Ok(Box::new(std::iter::from_fn(move || {
             let mut chunk = vec![0; TEXT_CHUNK];
@@ -264,10 +270,12 @@ mod tests {
         assert_eq!(s.last.as_deref(), Some(TS2));
         let text = fs::read_to_string(log.log_path()).unwrap();
         assert_eq!(text, format!("{TS}\n{TS2}\n"));
-        let streamed: Vec<u8> = log.text_chunks(66).unwrap().flatten().collect();
+        let streamed: Vec<u8> = log.text_chunks(0, 66).unwrap().flatten().collect();
         assert_eq!(streamed, text.as_bytes());
-        let first_only: Vec<u8> = log.text_chunks(33).unwrap().flatten().collect();
+        let first_only: Vec<u8> = log.text_chunks(0, 33).unwrap().flatten().collect();
         assert_eq!(first_only, format!("{TS}\n").as_bytes());
+        let second_only: Vec<u8> = log.text_chunks(1, 33).unwrap().flatten().collect();
+        assert_eq!(second_only, format!("{TS2}\n").as_bytes());
     }
 
     #[test]

@@ -14,10 +14,12 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     let target = req.path_with_query().unwrap_or_else(|| "/".to_owned());
     let accept = joined_header(&req.headers(), "accept");
     let log = store();
+    let replica = replica_name();
     let request = app::Request {
         method: &method,
         target: &target,
         accept: accept.as_deref(),
+        replica: replica.as_deref(),
     };
     let reply = app::handle(&request, &log, &now_in_moscow());
     send(reply, &log, out).await;
@@ -35,6 +37,17 @@ fn store() -> crate::file_log::FileLog {
 #[cfg(feature = "spin-sqlite")]
 fn store() -> crate::sqlite_log::SqliteLog {
     crate::sqlite_log::SqliteLog
+}
+
+/// The pod name: `HOSTNAME` in the component's environment (the local runner, `wasmtime serve
+/// --env`). Spin gives components no process environment, so under Spin (the Kubernetes image)
+/// it comes from the Spin variable `replica`, which the shim fills from `SPIN_VARIABLE_REPLICA`.
+fn replica_name() -> Option<String> {
+    let from_env = crate::replica::name_from(std::env::var("HOSTNAME").ok().as_deref());
+    #[cfg(feature = "spin-sqlite")]
+    let from_env = from_env
+        .or_else(|| crate::replica::name_from(spin_sdk::variables::get("replica").ok().as_deref()));
+    from_env
 }
 
 /// All values of a header, comma-joined as RFC 9110 allows for list headers.
@@ -67,21 +80,22 @@ async fn send(reply: Reply, log: &dyn VisitLog, out: ResponseOutparam) {
     }
     let result = match reply.body {
         Body::Bytes(bytes) => sink.send(bytes).await,
-        Body::Log { len } => stream_log(log, len, &mut sink).await,
+        Body::Log { skip, len } => stream_log(log, skip, len, &mut sink).await,
     };
     if let Err(e) = result {
         eprintln!("response body not fully sent: {e}");
     }
 }
 
-/// Sends the first `len` bytes of the text log; visits recorded meanwhile are not sent, so the
-/// body matches the Content-Length already promised.
+/// Sends `len` bytes of the text log after `skip` records; visits recorded meanwhile are not
+/// sent, so the body matches the Content-Length already promised.
 async fn stream_log<S: futures::Sink<Vec<u8>> + Unpin>(
     log: &dyn VisitLog,
+    skip: u64,
     len: u64,
     sink: &mut S,
 ) -> Result<(), S::Error> {
-    let Ok(chunks) = log.text_chunks(len) else {
+    let Ok(chunks) = log.text_chunks(skip, len) else {
         return Ok(());
     };
     for chunk in chunks {

@@ -142,10 +142,12 @@ mod store {
 
         fn text_chunks(
             &self,
+            skip: u64,
             len: u64,
         ) -> Result<Box<dyn Iterator<Item = Vec<u8>> + '_>, StoreError> {
             let db = self.connect()?;
-            let mut after = 0i64;
+            // Ids run 1..=count with no gaps (the count is max(id)), so skipping is a bound.
+            let mut after = skip as i64;
             let mut remaining = len as usize;
             Ok(Box::new(std::iter::from_fn(move || {
                 if remaining == 0 {

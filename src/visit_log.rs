@@ -69,7 +69,12 @@ pub trait VisitLog {
     /// Ok when a visit could be recorded right now: the volume exists, is writable, has room.
     fn check_ready(&self) -> Result<(), StoreError>;
     /// The text form (one `timestamp\n` a visit, in the order recorded: concurrent visits may
-    /// land a few microseconds out of time order) in chunks, at most `len` bytes:
-    /// the `Content-Length` already promised. A read error ends the stream early.
-    fn text_chunks(&self, len: u64) -> Result<Box<dyn Iterator<Item = Vec<u8>> + '_>, StoreError>;
+    /// land a few microseconds out of time order) in chunks, starting after the first `skip`
+    /// records, at most `len` bytes: the `Content-Length` already promised. A read error ends
+    /// the stream early.
+    fn text_chunks(
+        &self,
+        skip: u64,
+        len: u64,
+    ) -> Result<Box<dyn Iterator<Item = Vec<u8>> + '_>, StoreError>;
 }

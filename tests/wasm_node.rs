@@ -2,7 +2,7 @@
 //! `k8s/image/build.sh` (buildah, daemonless), imported into a private containerd and run
 //! with containerd-shim-spin v0.24.0 as three containers app-wasm-0..2. Each gets its own
 //! volume dir at the claim's mount path, the runtime config from the rendered ConfigMap, and
-//! the env and command of the rendered StatefulSet (pod name as HOSTNAME). Only the listen
+//! the env and command of the rendered StatefulSet (pod name as SPIN_VARIABLE_REPLICA). Only the listen
 //! address moves to a loopback port. Needs root, containerd, ctr, buildah and the shim: CI
 //! installs them; elsewhere the test is skipped with a message.
 
@@ -359,6 +359,20 @@ async fn three_replicas_on_the_spin_shim_each_keep_their_own_visits() {
     let dbs: Vec<PathBuf> = volumes.iter().map(|v| spec.db_on_host(v.path())).collect();
     check_contract(&bases[0], Volume::Sqlite(&dbs[0])).await;
     let contract_visits = sqlite_records(&dbs[0]).len();
+
+    // The pod name reaches the component (SPIN_VARIABLE_REPLICA -> Spin variable) and goes
+    // out on every response.
+    for (i, base) in bases.iter().enumerate() {
+        let resp = client()
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.headers()["x-replica"].to_str().unwrap(),
+            format!("app-wasm-{i}")
+        );
+    }
 
     // Different concurrent loads per replica: each volume holds exactly its own visits.
     let loads = [50, 100, 150];

@@ -120,8 +120,27 @@ pub async fn check_contract(base: &str, volume: Volume<'_>) {
         assert_content_type(&resp, "text/plain");
         assert_eq!(resp.text().await.unwrap(), on_disk);
     }
-    let resp = http.get(url("/visits?format=yaml")).send().await.unwrap();
-    assert_error(resp, StatusCode::BAD_REQUEST).await;
+    // ?tail=N: the latest N records, in both forms; works on every store.
+    let latest: String = records[2..].iter().map(|r| format!("{r}\n")).collect();
+    let resp = http
+        .get(url("/visits?format=text&tail=2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.text().await.unwrap(), latest);
+    let resp = http.get(url("/visits?tail=2")).send().await.unwrap();
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["tail"],
+        serde_json::json!(records[2..])
+    );
+    for bad in ["format=yaml", "tail=-1", "tail=many"] {
+        let resp = http
+            .get(url(&format!("/visits?{bad}")))
+            .send()
+            .await
+            .unwrap();
+        assert_error(resp, StatusCode::BAD_REQUEST).await;
+    }
 
     // Probes.
     let resp = http.get(url("/healthz")).send().await.unwrap();

@@ -1,10 +1,13 @@
-//! `app-wasm`: runs the app-wasm component locally on wasmtime, no Spin needed.
+//! `app-wasm`: runs the app-wasm component locally on wasmtime, no Spin needed: one replica,
+//! or a StatefulSet's worth behind a load-balancing front, and `show` for their visits.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use anyhow::{Context, Result};
-use app_wasm_host::{Runtime, ServeConfig, GUEST_DATA_DIR};
+use anyhow::Result;
+use app_wasm_host::front::Balance;
+use app_wasm_host::term::Style;
+use app_wasm_host::up::{up, UpOptions};
+use app_wasm_host::{show, Limits};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -16,12 +19,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the component over HTTP, recording visits in DATA (seen by the component as /data).
+    /// Serve the component: N replicas app-wasm-0..N-1, each recording visits in its own
+    /// DATA/app-wasm-<i>/ (seen by the component as /data), behind a front when N > 1.
     Up {
-        /// Address to listen on.
+        /// Where clients connect: the replica itself, or the front when --replicas > 1
+        /// (replicas then take the next ports: 8081, 8082, ...; port 0 picks free ports).
         #[arg(long, default_value = "127.0.0.1:8080", env = "APP_WASM_LISTEN")]
         listen: String,
-        /// Host directory for visits.txt; created if missing.
+        /// How many replicas, like the StatefulSet's `replicas`.
+        #[arg(long, default_value_t = 1, env = "APP_WASM_REPLICAS")]
+        replicas: usize,
+        /// How the front spreads requests over the replicas.
+        #[arg(long, value_enum, default_value_t = Balance::RoundRobin)]
+        balance: Balance,
+        /// Data root: one directory per replica, created if missing.
         #[arg(long, default_value = "data", env = "APP_WASM_DATA")]
         data: PathBuf,
         /// The compiled component.
@@ -34,6 +45,21 @@ enum Command {
         /// Do not print a line per request.
         #[arg(long)]
         quiet: bool,
+        #[command(flatten)]
+        limits: Limits,
+    },
+    /// Print every replica's visit count and latest visits: over HTTP for running replicas,
+    /// from their data dirs for stopped ones.
+    Show {
+        /// Data root given to `up`.
+        #[arg(long, default_value = "data", env = "APP_WASM_DATA")]
+        data: PathBuf,
+        /// How many of the latest visits to print per replica.
+        #[arg(short = 't', long, default_value_t = 5)]
+        tail: u64,
+        /// One JSON document for scripts instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -42,37 +68,43 @@ async fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Up {
             listen,
+            replicas,
+            balance,
             data,
             wasm,
             quiet,
-        } => up(listen, data, wasm, quiet).await,
+            limits,
+        } => {
+            let opts = UpOptions {
+                wasm,
+                listen,
+                data,
+                replicas,
+                balance,
+                log_requests: !quiet,
+                limits,
+            };
+            up(opts, shutdown_signal()).await
+        }
+        Command::Show { data, tail, json } => {
+            let reports = show::collect(&data, tail).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({ "replicas": reports }))?
+                );
+            } else if reports.is_empty() {
+                eprintln!(
+                    "no replicas under {}/ (start some with `app-wasm up --replicas 3`)",
+                    data.display()
+                );
+                std::process::exit(1);
+            } else {
+                print!("{}", show::render(&reports, &Style::for_stdout()));
+            }
+            Ok(())
+        }
     }
-}
-
-async fn up(listen: String, data: PathBuf, wasm: PathBuf, quiet: bool) -> Result<()> {
-    if !wasm.exists() {
-        anyhow::bail!(
-            "no component at {}: build it with `cargo build --release --target wasm32-wasip2`",
-            wasm.display()
-        );
-    }
-    std::fs::create_dir_all(&data)
-        .with_context(|| format!("creating data dir {}", data.display()))?;
-    let runtime = Arc::new(Runtime::load(&wasm)?);
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("binding {listen}"))?;
-    let mut config = ServeConfig::new(&data);
-    config.log_requests = !quiet;
-    println!(
-        "app-wasm serving {} on http://{} (visits in {} as {GUEST_DATA_DIR}); Ctrl-C stops",
-        wasm.display(),
-        listener.local_addr()?,
-        data.display()
-    );
-    runtime.serve(listener, config, shutdown_signal()).await?;
-    println!("stopped; in-flight requests finished");
-    Ok(())
 }
 
 /// Ctrl-C or SIGTERM (what kubelet and most supervisors send).

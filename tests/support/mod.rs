@@ -4,6 +4,7 @@
 
 pub mod contract;
 pub mod k8s;
+pub mod runner;
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -40,6 +41,29 @@ pub fn component() -> &'static Path {
         let wasm = repo_root().join("target/wasm32-wasip2/release/app_wasm.wasm");
         assert!(wasm.is_file(), "{} missing after build", wasm.display());
         wasm
+    })
+}
+
+/// `bench/hello`: the smallest wasi:http component (the runtime's ceiling; `/spin` and
+/// `/grow` misbehave on purpose), built once per test binary.
+pub fn hello_component() -> &'static Path {
+    static WASM: OnceLock<PathBuf> = OnceLock::new();
+    WASM.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "-p",
+                "app-wasm-hello",
+            ])
+            .current_dir(repo_root())
+            .status()
+            .expect("running cargo to build the hello component");
+        assert!(status.success(), "building the hello component failed");
+        repo_root().join("target/wasm32-wasip2/release/app_wasm_hello.wasm")
     })
 }
 
@@ -313,12 +337,27 @@ impl Tmpfs {
     }
 
     pub fn remount(&self, options: &str) {
-        let status = Command::new("mount")
+        assert!(self.try_remount(options), "remount {options}");
+    }
+
+    /// Remounts `ro` only succeed while no file is open for writing: under load, retry
+    /// for up to 5 s.
+    pub fn remount_under_load(&self, options: &str) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.try_remount(options) {
+            assert!(Instant::now() < deadline, "remount {options} kept failing");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    fn try_remount(&self, options: &str) -> bool {
+        Command::new("mount")
             .args(["-o", &format!("remount,{options}")])
             .arg(&self.mount_point)
+            .stderr(Stdio::null())
             .status()
-            .unwrap();
-        assert!(status.success(), "remount {options}");
+            .unwrap()
+            .success()
     }
 
     pub fn path(&self) -> &Path {

@@ -1,0 +1,145 @@
+//! The local runner binary (`app-wasm`, the host package's bin) as users run it: a child
+//! process we can SIGTERM (graceful) or SIGKILL (a crash), found by the state file it writes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::{component, repo_root};
+
+/// `target/release/app-wasm`, built once per test binary.
+pub fn runner_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "app-wasm-host",
+                "--bin",
+                "app-wasm",
+            ])
+            .current_dir(repo_root())
+            .status()
+            .expect("running cargo to build the runner");
+        assert!(status.success(), "building the runner failed");
+        repo_root().join("target/release/app-wasm")
+    })
+}
+
+/// `app-wasm up --listen 127.0.0.1:0 --data DATA` plus `extra` args, running.
+pub struct Runner {
+    child: Option<Child>,
+    pub data: PathBuf,
+    /// The front's URL, or the single replica's.
+    pub base: String,
+    /// Each replica's name and URL, in ordinal order.
+    pub replicas: Vec<(String, String)>,
+}
+
+impl Runner {
+    pub fn start(data: &Path, extra: &[&str]) -> Runner {
+        // A state file left by a killed run would point at dead ports.
+        let _ = std::fs::remove_file(data.join("replicas.json"));
+        let child = Command::new(runner_bin())
+            .args(["up", "--quiet", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .arg("--wasm")
+            .arg(component())
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawning app-wasm up");
+        let mut runner = Runner {
+            child: Some(child),
+            data: data.to_owned(),
+            base: String::new(),
+            replicas: Vec::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let state = loop {
+            if let Ok(bytes) = std::fs::read(data.join("replicas.json")) {
+                break serde_json::from_slice::<Value>(&bytes).unwrap();
+            }
+            if let Some(status) = runner.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("app-wasm up exited before serving: {status}");
+            }
+            assert!(Instant::now() < deadline, "app-wasm up did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        runner.replicas = state["replicas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let field = |k: &str| r[k].as_str().unwrap().to_owned();
+                (field("name"), field("url"))
+            })
+            .collect();
+        runner.base = match state["front"].as_str() {
+            Some(front) => front.to_owned(),
+            None => runner.replicas[0].1.clone(),
+        };
+        runner
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// SIGTERM, as kubelet and Ctrl-C stop it; waits for the exit and returns its output.
+    pub fn terminate(mut self) -> Output {
+        let child = self.child.take().unwrap();
+        signal(child.id(), "TERM");
+        child.wait_with_output().unwrap()
+    }
+
+    /// SIGKILL: a crash, no chance to finish anything.
+    pub fn kill(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// `app-wasm show --data DATA` plus `args`; asserts it succeeded and returns stdout.
+pub fn show(data: &Path, args: &[&str]) -> String {
+    let out = Command::new(runner_bin())
+        .args(["show", "--data"])
+        .arg(data)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "app-wasm show failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}

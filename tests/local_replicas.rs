@@ -243,3 +243,30 @@ async fn front_skips_a_replica_that_is_gone_for_requests_it_can_resend() {
     assert_eq!(statuses, [405, 502]);
     assert_eq!(visit_count(&live.url("")).await, 10);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_loads_compiled_code_from_the_cache_instead_of_compiling() {
+    let data = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let args = ["--cache-dir", cache.path().to_str().unwrap()];
+    let first = Runner::start(data.path(), &args).terminate();
+    let first = String::from_utf8_lossy(&first.stdout).into_owned();
+    assert!(
+        first.contains("compiled in") && first.contains("cached as"),
+        "{first}"
+    );
+    let cached: Vec<_> = std::fs::read_dir(cache.path()).unwrap().collect();
+    assert_eq!(cached.len(), 1, "one compiled artifact: {cached:?}");
+
+    let runner = Runner::start(data.path(), &args);
+    assert_eq!(
+        visit_count(&runner.base).await,
+        0,
+        "serves from the cached code"
+    );
+    let second = String::from_utf8_lossy(&runner.terminate().stdout).into_owned();
+    assert!(
+        second.contains("loaded in") && second.contains(".cwasm"),
+        "{second}"
+    );
+}

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use app_wasm_host::engine::EngineOptions;
 use app_wasm_host::front::Balance;
 use app_wasm_host::term::Style;
 use app_wasm_host::up::{up, UpOptions};
@@ -47,6 +48,18 @@ enum Command {
         quiet: bool,
         #[command(flatten)]
         limits: Limits,
+        #[command(flatten)]
+        engine: EngineOptions,
+    },
+    /// Time per-request instantiation inside the host (for bench/run): JSON on stdout.
+    #[command(hide = true)]
+    BenchInstantiate {
+        #[arg(long, default_value = "target/wasm32-wasip2/release/app_wasm.wasm")]
+        wasm: PathBuf,
+        #[arg(short = 'n', default_value_t = 5000)]
+        n: usize,
+        #[command(flatten)]
+        engine: EngineOptions,
     },
     /// Print every replica's visit count and latest visits: over HTTP for running replicas,
     /// from their data dirs for stopped ones.
@@ -74,6 +87,7 @@ async fn main() -> Result<()> {
             wasm,
             quiet,
             limits,
+            engine,
         } => {
             let opts = UpOptions {
                 wasm,
@@ -83,8 +97,32 @@ async fn main() -> Result<()> {
                 balance,
                 log_requests: !quiet,
                 limits,
+                engine,
             };
             up(opts, shutdown_signal()).await
+        }
+        Command::BenchInstantiate { wasm, n, engine } => {
+            let limits = Limits::default();
+            let (runtime, _) =
+                app_wasm_host::Runtime::load_with(&wasm, &engine, &limits, limits.max_concurrent)?;
+            // Warm up: the first instantiations touch fresh pool slots.
+            runtime.time_instantiation(n / 10 + 1).await?;
+            let mut us: Vec<f64> = runtime
+                .time_instantiation(n)
+                .await?
+                .iter()
+                .map(|d| d.as_secs_f64() * 1e6)
+                .collect();
+            us.sort_by(f64::total_cmp);
+            let at = |q: f64| us[((us.len() - 1) as f64 * q).round() as usize];
+            let report = serde_json::json!({
+                "n": n,
+                "allocator": format!("{:?}", engine.allocator),
+                "median_us": at(0.5),
+                "p99_us": at(0.99),
+            });
+            println!("{report}");
+            Ok(())
         }
         Command::Show { data, tail, json } => {
             let reports = show::collect(&data, tail).await?;

@@ -17,6 +17,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::engine::{self, EngineOptions, Loaded};
 use crate::limits::Limits;
 use crate::server::{error_response, Handler};
 
@@ -33,21 +34,58 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Compiles the component at `wasm` and links WASI + WASI HTTP.
+    /// Compiles the component at `wasm` with the default engine (pooling sized for the
+    /// default limits, no code cache) and links WASI + WASI HTTP.
     pub fn load(wasm: &Path) -> Result<Self> {
-        let mut config = Config::new();
-        // Lets a store be given a deadline; the ticker below advances the clock it counts in.
-        config.epoch_interruption(true);
-        let engine = Engine::new(&config)?;
+        let limits = Limits::default();
+        Ok(Self::load_with(
+            wasm,
+            &EngineOptions::default(),
+            &limits,
+            limits.max_concurrent,
+        )?
+        .0)
+    }
+
+    /// As `load`, with the engine `options` chose, sized for `instances` concurrent requests.
+    pub fn load_with(
+        wasm: &Path,
+        options: &EngineOptions,
+        limits: &Limits,
+        instances: usize,
+    ) -> Result<(Self, Loaded)> {
+        let engine = engine::engine(options, limits, instances)?;
         spawn_epoch_ticker(&engine);
-        let component = Component::from_file(&engine, wasm)
-            .map_err(anyhow::Error::from)
+        let (component, loaded) = engine::load_component(&engine, wasm, options)
             .with_context(|| format!("loading component {}", wasm.display()))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         let pre = ProxyPre::new(linker.instantiate_pre(&component)?)?;
-        Ok(Runtime { component, pre })
+        Ok((Runtime { component, pre }, loaded))
+    }
+
+    /// Instantiates the component `n` times as a request would (fresh `Store`, WASI context,
+    /// `ProxyPre`), without calling it: how long each took.
+    pub async fn time_instantiation(&self, n: usize) -> Result<Vec<Duration>> {
+        let mut times = Vec::with_capacity(n);
+        for _ in 0..n {
+            let started = Instant::now();
+            let mut store = Store::new(
+                self.pre.engine(),
+                RequestState {
+                    wasi: WasiCtx::builder().build(),
+                    http: WasiHttpCtx::new(),
+                    table: ResourceTable::new(),
+                    limits: StoreLimitsBuilder::new().build(),
+                },
+            );
+            store.limiter(|state| &mut state.limits);
+            store.set_epoch_deadline(u64::MAX / 2);
+            self.pre.instantiate_async(&mut store).await?;
+            times.push(started.elapsed());
+        }
+        Ok(times)
     }
 
     /// The interfaces the served component imports: what it could ever ask the host for.

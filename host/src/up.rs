@@ -5,12 +5,12 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{Context, Result};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::engine::{EngineOptions, Loaded};
 use crate::front::{Backend, Balance, Front};
 use crate::limits::Limits;
 use crate::replica_set::{plan, RunningReplica, State};
@@ -27,6 +27,7 @@ pub struct UpOptions {
     pub balance: Balance,
     pub log_requests: bool,
     pub limits: Limits,
+    pub engine: EngineOptions,
 }
 
 pub async fn up(opts: UpOptions, shutdown: impl Future<Output = ()>) -> Result<()> {
@@ -44,14 +45,22 @@ pub async fn up(opts: UpOptions, shutdown: impl Future<Output = ()>) -> Result<(
         .with_context(|| format!("--listen {} resolves to no address", opts.listen))?;
     let plans = plan(opts.replicas, listen, &opts.data)?;
 
-    let compiled = Instant::now();
-    let runtime = Arc::new(Runtime::load(&opts.wasm)?);
+    // One engine for every replica, its instance pool sized for all of them at once.
+    let pool = opts.limits.max_concurrent.saturating_mul(plans.len());
+    let (runtime, loaded) = Runtime::load_with(&opts.wasm, &opts.engine, &opts.limits, pool)?;
+    let runtime = Arc::new(runtime);
+    let size = std::fs::metadata(&opts.wasm)?.len();
+    let how = match loaded {
+        Loaded::Compiled(t) => format!("compiled in {t:.2?}"),
+        Loaded::CompiledAndCached(t, path) => {
+            format!("compiled in {t:.2?}, cached as {}", path.display())
+        }
+        Loaded::FromCache(t, path) => format!("loaded in {t:.2?} from {}", path.display()),
+    };
     println!(
-        "{} {} ({} bytes) in {:.2?}",
-        style.dim("compiled"),
+        "{} ({size} bytes) {}",
         opts.wasm.display(),
-        std::fs::metadata(&opts.wasm)?.len(),
-        compiled.elapsed()
+        style.dim(&format!("{how}; {:?} allocator", opts.engine.allocator).to_lowercase())
     );
 
     // Bind everything before serving anything: a port in use fails the whole set at once.

@@ -1,0 +1,130 @@
+//! How the engine is built and where compiled code comes from: the instance allocator
+//! (pooling by default: preallocated slots make instantiation a copy-on-write reset, not a
+//! series of mmaps) and a disk cache of compiled code, so a restart does not recompile.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::limits::Limits;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Allocator {
+    /// Preallocated instance slots, reset between requests (fast instantiation).
+    Pooling,
+    /// Fresh memory for every instance (wasmtime's default; slower, no reservation).
+    OnDemand,
+}
+
+#[derive(Clone, Debug, clap::Args)]
+pub struct EngineOptions {
+    /// Instance allocator for the per-request instances.
+    #[arg(long, value_enum, default_value_t = Allocator::Pooling, env = "APP_WASM_ALLOCATOR")]
+    pub allocator: Allocator,
+    /// Directory for compiled code, keyed by the component's bytes and the engine's settings
+    /// [default: $XDG_CACHE_HOME/app-wasm or ~/.cache/app-wasm]. Only point it at a
+    /// directory no one else can write: its files are loaded as native code.
+    #[arg(long, env = "APP_WASM_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Compile on every start; read and write no cache.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            allocator: Allocator::Pooling,
+            cache_dir: None,
+            no_cache: true,
+        }
+    }
+}
+
+impl EngineOptions {
+    fn cache_dir(&self) -> Option<PathBuf> {
+        if self.no_cache {
+            return None;
+        }
+        self.cache_dir.clone().or_else(|| {
+            let base = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+            Some(base.join("app-wasm"))
+        })
+    }
+}
+
+/// An engine for `instances` concurrent requests, each within `limits`.
+pub fn engine(options: &EngineOptions, limits: &Limits, instances: usize) -> Result<Engine> {
+    let mut config = Config::new();
+    // Lets a store be given a deadline; the runtime's ticker advances the epoch.
+    config.epoch_interruption(true);
+    if options.allocator == Allocator::Pooling {
+        let slots = u32::try_from(instances).unwrap_or(u32::MAX).max(1);
+        let mut pool = PoolingAllocationConfig::default();
+        // A wasm32-wasip2 component is a handful of core instances (the program plus WASI
+        // shims), one or two memories and a few tables: room for 8, 2 and 4 per request.
+        pool.total_component_instances(slots)
+            .total_core_instances(slots.saturating_mul(8))
+            .total_memories(slots.saturating_mul(2))
+            .total_tables(slots.saturating_mul(4))
+            .max_memory_size(limits.memory_bytes());
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    Engine::new(&config).map_err(anyhow::Error::from)
+}
+
+/// Where the component's code came from, for the runner's start-up line.
+pub enum Loaded {
+    Compiled(Duration),
+    CompiledAndCached(Duration, PathBuf),
+    FromCache(Duration, PathBuf),
+}
+
+/// The component at `wasm`, from the cache when its compiled code is there.
+pub fn load_component(
+    engine: &Engine,
+    wasm: &Path,
+    options: &EngineOptions,
+) -> Result<(Component, Loaded)> {
+    let started = Instant::now();
+    let bytes =
+        std::fs::read(wasm).with_context(|| format!("reading component {}", wasm.display()))?;
+    let Some(dir) = options.cache_dir() else {
+        let component = Component::new(engine, &bytes).map_err(anyhow::Error::from)?;
+        return Ok((component, Loaded::Compiled(started.elapsed())));
+    };
+    let mut key = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut key);
+    engine.precompile_compatibility_hash().hash(&mut key);
+    let path = dir.join(format!("app-wasm-{:016x}.cwasm", key.finish()));
+    if path.is_file() {
+        // SAFETY: the file was written by `precompile_component` below into a directory the
+        // user chose for this cache, and its name binds it to these bytes and this engine.
+        if let Ok(component) = unsafe { Component::deserialize_file(engine, &path) } {
+            return Ok((component, Loaded::FromCache(started.elapsed(), path)));
+        }
+    }
+    let compiled = engine
+        .precompile_component(&bytes)
+        .map_err(anyhow::Error::from)?;
+    // SAFETY: these bytes were produced by this engine a moment ago.
+    let component =
+        unsafe { Component::deserialize(engine, &compiled) }.map_err(anyhow::Error::from)?;
+    let elapsed = started.elapsed();
+    // A cache that cannot be written only costs the next start its compile.
+    let stored = std::fs::create_dir_all(&dir).and_then(|()| {
+        let tmp = dir.join(format!(".{}.tmp", std::process::id()));
+        std::fs::write(&tmp, &compiled)?;
+        std::fs::rename(&tmp, &path)
+    });
+    Ok(match stored {
+        Ok(()) => (component, Loaded::CompiledAndCached(elapsed, path)),
+        Err(_) => (component, Loaded::Compiled(elapsed)),
+    })
+}

@@ -10,43 +10,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use app_wasm::record::{decode, RECORD_LEN};
-use serde_json::Value;
 use support::runner::Runner;
-use support::{client, visit_count};
+use support::{client, visit_count, visit_until_gone};
 
 const CLIENTS: usize = 64;
-
-/// 64 clients visiting in a loop until the server goes away: the timestamps acknowledged.
-async fn load_until_killed(base: &str) -> Vec<String> {
-    let http = client();
-    let tasks: Vec<_> = (0..CLIENTS)
-        .map(|_| {
-            let (http, url) = (http.clone(), format!("{base}/"));
-            tokio::spawn(async move {
-                let mut acknowledged = Vec::new();
-                // Bounded: a round never sends more than 64 x 2,000 requests.
-                for _ in 0..2_000 {
-                    let Ok(resp) = http.get(&url).send().await else {
-                        break;
-                    };
-                    if resp.status() != 200 {
-                        break;
-                    }
-                    let Ok(body) = resp.json::<Value>().await else {
-                        break;
-                    };
-                    acknowledged.push(body["moscow_time"].as_str().unwrap().to_owned());
-                }
-                acknowledged
-            })
-        })
-        .collect();
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    all
-}
 
 /// The log after a crash: whole records (each must decode: none torn or merged inside) and
 /// the length of a torn tail, which only the end may have.
@@ -97,8 +64,8 @@ async fn sigkill_under_load_never_loses_an_acknowledged_visit() {
             "round {round}"
         );
 
-        let base = runner.base.clone();
-        let load = tokio::spawn(async move { load_until_killed(&base).await });
+        // Bounded: a round never sends more than 64 x 2,000 requests.
+        let load = tokio::spawn(visit_until_gone(runner.base.clone(), CLIENTS, 2_000));
         tokio::time::sleep(after).await;
         runner.kill();
         let round_acks = load.await.unwrap();

@@ -142,35 +142,11 @@ async fn three_replicas_behind_the_front_keep_their_own_visits_across_a_restart(
 async fn sigterm_under_load_lets_in_flight_visits_finish_whole() {
     let data = tempfile::tempdir().unwrap();
     let runner = Runner::start(data.path(), &["--replicas", "2"]);
-    let http = client();
     // 64 clients visiting in a loop; SIGTERM lands while they are mid-request.
-    let clients: Vec<_> = (0..64)
-        .map(|_| {
-            let (http, url) = (http.clone(), format!("{}/", runner.base));
-            tokio::spawn(async move {
-                let mut acknowledged = Vec::new();
-                for _ in 0..50 {
-                    let Ok(resp) = http.get(&url).send().await else {
-                        break; // the front stopped accepting
-                    };
-                    if resp.status() != 200 {
-                        break;
-                    }
-                    let Ok(body) = resp.json::<Value>().await else {
-                        break;
-                    };
-                    acknowledged.push(body["moscow_time"].as_str().unwrap().to_owned());
-                }
-                acknowledged
-            })
-        })
-        .collect();
+    let load = tokio::spawn(support::visit_until_gone(runner.base.clone(), 64, 50));
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     signal(runner.pid(), "TERM");
-    let mut acknowledged = Vec::new();
-    for c in clients {
-        acknowledged.extend(c.await.unwrap());
-    }
+    let mut acknowledged = load.await.unwrap();
     let out = runner.terminate();
     assert!(out.status.success(), "exit {}", out.status);
     // Every acknowledged visit is on disk, whole, and nothing else is.

@@ -20,27 +20,31 @@ pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// `cargo build --release ARGS` in the repo (the build lock makes concurrent test binaries
+/// wait for each other), then the artifact at `artifact` under the repo root.
+pub fn cargo_build(args: &[&str], artifact: &str) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .arg("build")
+        .arg("--release")
+        .args(args)
+        .current_dir(repo_root())
+        .status()
+        .expect("running cargo");
+    assert!(status.success(), "cargo build --release {args:?} failed");
+    let path = repo_root().join(artifact);
+    assert!(path.is_file(), "{} missing after build", path.display());
+    path
+}
+
 /// The release component, built once per test binary with the same command as the README.
 pub fn component() -> &'static Path {
     static WASM: OnceLock<PathBuf> = OnceLock::new();
     WASM.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "-p",
-                "app-wasm",
-            ])
-            .current_dir(repo_root())
-            .status()
-            .expect("running cargo to build the component");
-        assert!(status.success(), "building the component failed");
-        let wasm = repo_root().join("target/wasm32-wasip2/release/app_wasm.wasm");
-        assert!(wasm.is_file(), "{} missing after build", wasm.display());
-        wasm
+        cargo_build(
+            &["--target", "wasm32-wasip2", "-p", "app-wasm"],
+            "target/wasm32-wasip2/release/app_wasm.wasm",
+        )
     })
 }
 
@@ -49,21 +53,10 @@ pub fn component() -> &'static Path {
 pub fn hello_component() -> &'static Path {
     static WASM: OnceLock<PathBuf> = OnceLock::new();
     WASM.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "-p",
-                "app-wasm-hello",
-            ])
-            .current_dir(repo_root())
-            .status()
-            .expect("running cargo to build the hello component");
-        assert!(status.success(), "building the hello component failed");
-        repo_root().join("target/wasm32-wasip2/release/app_wasm_hello.wasm")
+        cargo_build(
+            &["--target", "wasm32-wasip2", "-p", "app-wasm-hello"],
+            "target/wasm32-wasip2/release/app_wasm_hello.wasm",
+        )
     })
 }
 
@@ -127,6 +120,39 @@ pub async fn concurrent_visits(base: &str, n: usize) -> Vec<String> {
         acknowledged.push(task.await.unwrap());
     }
     acknowledged
+}
+
+/// `clients` concurrent clients, each visiting `{base}/` up to `per_client` times and
+/// stopping at its first failure (the server went away or refused): every timestamp a client
+/// was told was recorded.
+pub async fn visit_until_gone(base: String, clients: usize, per_client: usize) -> Vec<String> {
+    let http = client();
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (http, url) = (http.clone(), format!("{base}/"));
+            tokio::spawn(async move {
+                let mut acknowledged = Vec::new();
+                for _ in 0..per_client {
+                    let Ok(resp) = http.get(&url).send().await else {
+                        break;
+                    };
+                    if resp.status() != reqwest::StatusCode::OK {
+                        break;
+                    }
+                    let Ok(body) = resp.json::<serde_json::Value>().await else {
+                        break;
+                    };
+                    acknowledged.push(body["moscow_time"].as_str().unwrap().to_owned());
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all
 }
 
 /// Sequential `GET {base}/` until the first answer that is not 200 (at most `bound` visits):

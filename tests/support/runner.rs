@@ -8,27 +8,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{component, repo_root};
+use super::{cargo_build, component};
 
 /// `target/release/app-wasm`, built once per test binary.
 pub fn runner_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--release",
-                "-p",
-                "app-wasm-host",
-                "--bin",
-                "app-wasm",
-            ])
-            .current_dir(repo_root())
-            .status()
-            .expect("running cargo to build the runner");
-        assert!(status.success(), "building the runner failed");
-        repo_root().join("target/release/app-wasm")
+        cargo_build(
+            &["-p", "app-wasm-host", "--bin", "app-wasm"],
+            "target/release/app-wasm",
+        )
     })
 }
 

@@ -246,3 +246,21 @@ async fn a_restart_loads_compiled_code_from_the_cache_instead_of_compiling() {
         "{second}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_replicas_share_one_capped_instance_pool() {
+    // 20 x 1,024 pool slots would not fit the address space; the pool is capped at 4,096.
+    let data = tempfile::tempdir().unwrap();
+    let runner = Runner::start(data.path(), &["--replicas", "20"]);
+    assert_eq!(runner.replicas.len(), 20);
+    let http = client();
+    let mut seen = BTreeMap::new();
+    for _ in 0..40 {
+        let resp = http.get(format!("{}/", runner.base)).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let name = resp.headers()["x-replica"].to_str().unwrap().to_owned();
+        *seen.entry(name).or_insert(0) += 1;
+    }
+    assert_eq!(seen.len(), 20);
+    assert!(seen.values().all(|&n| n == 2), "{seen:?}");
+}

@@ -62,13 +62,23 @@ impl EngineOptions {
 /// Bytes of each pool slot reset by memset and kept resident between requests.
 const KEEP_RESIDENT: usize = 1 << 20;
 
+/// The most instances one pool holds, whatever `--replicas` x `--max-concurrent` asks: each
+/// slot reserves address space for its memories (about 4 GiB each, for guard-free bounds
+/// checks), and 20 replicas x 1,024 slots would not fit in a 47-bit address space.
+pub const MAX_POOL_SLOTS: usize = 4096;
+
+/// The slots of a pool asked to serve `instances` at once.
+pub fn pool_slots(instances: usize) -> usize {
+    instances.clamp(1, MAX_POOL_SLOTS)
+}
+
 /// An engine for `instances` concurrent requests, each within `limits`.
 pub fn engine(options: &EngineOptions, limits: &Limits, instances: usize) -> Result<Engine> {
     let mut config = Config::new();
     // Lets a store be given a deadline; the runtime's ticker advances the epoch.
     config.epoch_interruption(true);
     if options.allocator == Allocator::Pooling {
-        let slots = u32::try_from(instances).unwrap_or(u32::MAX).max(1);
+        let slots = u32::try_from(pool_slots(instances)).unwrap_or(u32::MAX);
         let mut pool = PoolingAllocationConfig::default();
         // A wasm32-wasip2 component is a handful of core instances (the program plus WASI
         // shims), one or two memories and a few tables: room for 8, 2 and 4 per request.

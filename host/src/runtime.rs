@@ -31,6 +31,10 @@ pub const GUEST_DATA_DIR: &str = "/data";
 pub struct Runtime {
     component: Component,
     pre: ProxyPre<RequestState>,
+    /// One permit per instance the engine can hold at once (the pool's slots), shared by
+    /// every replica on this runtime: a request that finds none gets 503, not a failed
+    /// instantiation.
+    slots: Arc<Semaphore>,
 }
 
 impl Runtime {
@@ -62,7 +66,19 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         let pre = ProxyPre::new(linker.instantiate_pre(&component)?)?;
-        Ok((Runtime { component, pre }, loaded))
+        let slots = match options.allocator {
+            engine::Allocator::Pooling => engine::pool_slots(instances),
+            engine::Allocator::OnDemand => Semaphore::MAX_PERMITS,
+        };
+        let slots = Arc::new(Semaphore::new(slots));
+        Ok((
+            Runtime {
+                component,
+                pre,
+                slots,
+            },
+            loaded,
+        ))
     }
 
     /// Instantiates the component `n` times as a request would (fresh `Store`, WASI context,
@@ -248,9 +264,16 @@ impl Handler for Replica {
         let mut req = req;
         let response = match self.refuse(&mut req) {
             Some(refusal) => Ok(refusal),
-            None => match self.in_flight.clone().try_acquire_owned() {
-                Ok(permit) => self.call_component(req, permit).await,
-                Err(_) => Ok(busy(self.config.limits.max_concurrent)),
+            None => match (
+                self.in_flight.clone().try_acquire_owned(),
+                self.runtime.slots.clone().try_acquire_owned(),
+            ) {
+                (Ok(permit), Ok(slot)) => self.call_component(req, (permit, slot)).await,
+                (Err(_), _) => Ok(busy(&format!(
+                    "{} requests in flight",
+                    self.config.limits.max_concurrent
+                ))),
+                (_, Err(_)) => Ok(busy("every instance slot of this host is in use")),
             },
         };
         let response = match response {
@@ -281,7 +304,7 @@ impl Replica {
     async fn call_component(
         &self,
         req: hyper::Request<hyper::body::Incoming>,
-        permit: OwnedSemaphorePermit,
+        permit: (OwnedSemaphorePermit, OwnedSemaphorePermit),
     ) -> Result<Response> {
         let config = &self.config;
         let mut wasi = WasiCtx::builder();
@@ -348,11 +371,8 @@ impl Replica {
 }
 
 /// 503 when every permit is taken: the client should retry, a probe should look elsewhere.
-fn busy(max: usize) -> Response {
-    let mut resp = error_response(
-        503,
-        &format!("server busy: {max} requests in flight; retry"),
-    );
+fn busy(why: &str) -> Response {
+    let mut resp = error_response(503, &format!("server busy: {why}; retry"));
     resp.headers_mut().insert(
         hyper::header::RETRY_AFTER,
         hyper::header::HeaderValue::from_static("1"),

@@ -7,7 +7,7 @@ use crate::metrics::{self, LogFigures};
 use crate::moscow_time::UTC_OFFSET;
 use crate::negotiate;
 use crate::record::RECORD_LEN;
-use crate::visit_log::{StoreError, VisitLog};
+use crate::visit_log::{self, StoreError, VisitLog};
 
 const JSON: &str = "application/json";
 const HTML: &str = "text/html; charset=utf-8";
@@ -282,7 +282,10 @@ fn visits(req: &Request, query: &str, log: &dyn VisitLog) -> Reply {
             #[serde(skip_serializing_if = "Option::is_none")]
             tail: Option<Vec<String>>,
         }
-        let tail = match tail.map(|_| recent(log, skip, len)).transpose() {
+        let tail = match tail
+            .map(|_| visit_log::timestamps(log, skip, len))
+            .transpose()
+        {
             Ok(tail) => tail,
             Err(e) => return e.into(),
         };
@@ -301,15 +304,6 @@ fn visits(req: &Request, query: &str, log: &dyn VisitLog) -> Reply {
         reply.body = Body::Log { skip, len };
         reply
     }
-}
-
-/// The timestamps of `len` bytes of records after the first `skip`, oldest first.
-fn recent(log: &dyn VisitLog, skip: u64, len: u64) -> Result<Vec<String>, StoreError> {
-    let text: Vec<u8> = log.text_chunks(skip, len)?.flatten().collect();
-    Ok(String::from_utf8_lossy(&text)
-        .lines()
-        .map(str::to_owned)
-        .collect())
 }
 
 fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {

@@ -78,3 +78,13 @@ pub trait VisitLog {
         len: u64,
     ) -> Result<Box<dyn Iterator<Item = Vec<u8>> + '_>, StoreError>;
 }
+
+/// The timestamps in `len` bytes of the text form after the first `skip` records, oldest
+/// first: what `/visits?tail=` and `app-wasm show` list.
+pub fn timestamps(log: &dyn VisitLog, skip: u64, len: u64) -> Result<Vec<String>, StoreError> {
+    let text: Vec<u8> = log.text_chunks(skip, len)?.flatten().collect();
+    Ok(String::from_utf8_lossy(&text)
+        .lines()
+        .map(str::to_owned)
+        .collect())
+}

@@ -87,16 +87,11 @@ impl Runtime {
         let mut times = Vec::with_capacity(n);
         for _ in 0..n {
             let started = Instant::now();
-            let mut store = Store::new(
+            let mut store = RequestState::store(
                 self.pre.engine(),
-                RequestState {
-                    wasi: WasiCtx::builder().build(),
-                    http: WasiHttpCtx::new(),
-                    table: ResourceTable::new(),
-                    limits: StoreLimitsBuilder::new().build(),
-                },
+                WasiCtx::builder().build(),
+                StoreLimitsBuilder::new().build(),
             );
-            store.limiter(|state| &mut state.limits);
             store.set_epoch_deadline(u64::MAX / 2);
             self.pre.instantiate_async(&mut store).await?;
             times.push(started.elapsed());
@@ -180,6 +175,21 @@ struct RequestState {
     limits: StoreLimits,
 }
 
+impl RequestState {
+    /// A fresh store for one request (or one timed instantiation), held to `limits`.
+    fn store(engine: &Engine, wasi: WasiCtx, limits: StoreLimits) -> Store<RequestState> {
+        let state = RequestState {
+            wasi,
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            limits,
+        };
+        let mut store = Store::new(engine, state);
+        store.limiter(|state| &mut state.limits);
+        store
+    }
+}
+
 impl WasiView for RequestState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
@@ -255,13 +265,12 @@ impl Handler for Replica {
 
     async fn handle(
         self: Arc<Self>,
-        req: hyper::Request<hyper::body::Incoming>,
+        mut req: hyper::Request<hyper::body::Incoming>,
         _: SocketAddr,
     ) -> Response {
         let started = Instant::now();
         let method = req.method().clone();
         let target = req.uri().path_and_query().map(|p| p.to_string());
-        let mut req = req;
         let response = match self.refuse(&mut req) {
             Some(refusal) => Ok(refusal),
             None => match (
@@ -320,17 +329,11 @@ impl Replica {
         if config.data_dir.is_dir() {
             wasi.preopened_dir(&config.data_dir, GUEST_DATA_DIR, FsPerms::ReadWrite)?;
         }
-        let state = RequestState {
-            wasi: wasi.build(),
-            http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(config.limits.memory_bytes())
-                .build(),
-        };
         let pre = self.runtime.pre.clone();
-        let mut store = Store::new(pre.engine(), state);
-        store.limiter(|state| &mut state.limits);
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(config.limits.memory_bytes())
+            .build();
+        let mut store = RequestState::store(pre.engine(), wasi.build(), limits);
         // Every tick a busy guest yields to Tokio, so a runaway cannot starve the other
         // requests on its worker thread; past its deadline it is stopped (Interrupt traps).
         let deadline = Instant::now() + config.limits.request_timeout();

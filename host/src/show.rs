@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use app_wasm::file_log::FileLog;
 use app_wasm::record::RECORD_LEN;
-use app_wasm::visit_log::VisitLog;
+use app_wasm::visit_log::{timestamps, VisitLog};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
@@ -115,11 +115,7 @@ fn read_dir(name: String, data_dir: PathBuf, tail: u64) -> Result<ReplicaReport>
         .map_err(anyhow::Error::from)
         .with_context(|| format!("reading {}", data_dir.display()))?;
     let skip = summary.visits.saturating_sub(tail);
-    let text: Vec<u8> = log
-        .text_chunks(skip, (summary.visits - skip) * RECORD_LEN)
-        .map_err(anyhow::Error::from)?
-        .flatten()
-        .collect();
+    let tail = timestamps(&log, skip, (summary.visits - skip) * RECORD_LEN)?;
     Ok(ReplicaReport {
         name,
         state: "stopped",
@@ -128,10 +124,7 @@ fn read_dir(name: String, data_dir: PathBuf, tail: u64) -> Result<ReplicaReport>
         visits: summary.visits,
         first: summary.first,
         last: summary.last,
-        tail: String::from_utf8_lossy(&text)
-            .lines()
-            .map(str::to_owned)
-            .collect(),
+        tail,
     })
 }
 

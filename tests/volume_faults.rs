@@ -196,7 +196,9 @@ async fn a_volume_turning_read_only_under_64_clients_is_503_then_recovers() {
 
     let loader = {
         let base = base.clone();
-        tokio::spawn(async move { load(&base, 30).await })
+        // 64 x 400 visits: seconds of load, so the remount at 150 ms lands mid-run even on
+        // a host that serves 16k visits/s (64 x 30 finished before it in CI).
+        tokio::spawn(async move { load(&base, 400).await })
     };
     tokio::time::sleep(std::time::Duration::from_millis(150)).await;
     volume.remount_under_load("ro");

@@ -90,13 +90,36 @@ fn statefulset_names_a_headless_service_and_a_spin_runtime_class() {
         governing["spec"]["clusterIP"], "None",
         "serviceName must be headless"
     );
-    let class = r.one(
+    // Cluster-wide objects stay out of the base: other apps share them, and
+    // `kubectl delete -k k8s/` must not remove them.
+    for o in &r.0 {
+        assert!(
+            !o["metadata"]["namespace"].is_string() && o["kind"] != "RuntimeClass",
+            "{} in the base",
+            o["kind"]
+        );
+    }
+    let Some(optional) = Rendered::load_dir("k8s/runtimeclass") else {
+        return;
+    };
+    let class = optional.one(
         "RuntimeClass",
         spec["template"]["spec"]["runtimeClassName"]
             .as_str()
             .unwrap(),
     );
-    assert_eq!(class["handler"], "spin", "containerd-shim-spin's handler");
+    assert_eq!(
+        class["handler"], "spin-v2",
+        "runtime-class-manager's handler for containerd-shim-spin"
+    );
+    // The containerd snippets in k8s/README.md register a runtime of that name.
+    let readme = std::fs::read_to_string(repo_root().join("k8s/README.md")).unwrap();
+    for table in [
+        "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.spin-v2]",
+        "[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.spin-v2]",
+    ] {
+        assert!(readme.contains(table), "k8s/README.md lacks {table}");
+    }
     assert_eq!(spec["replicas"], 3);
     assert_eq!(spec["podManagementPolicy"], "Parallel");
 }
@@ -133,13 +156,20 @@ fn every_service_and_policy_port_is_a_container_port() {
     assert!(port_names(container)
         .iter()
         .any(|(n, p)| n == "http" && *p == listen_port));
+    // The headless Service's names resolve to pod IPs: its port is the one the pods serve.
+    let headless = r.one("Service", "app-wasm-headless");
+    assert_eq!(headless["spec"]["ports"][0]["port"], listen_port);
 }
 
 #[test]
 fn probes_use_health_routes_never_the_visit_route() {
     let Some(r) = Rendered::load() else { return };
     let container = r.container();
-    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+    for (probe, path) in [
+        ("startupProbe", "/healthz"),
+        ("livenessProbe", "/healthz"),
+        ("readinessProbe", "/readyz"),
+    ] {
         let get = &container[probe]["httpGet"];
         assert_eq!(get["path"], path, "{probe}");
         assert_ne!(
@@ -201,15 +231,19 @@ fn every_volume_mount_is_backed_and_the_store_lives_on_the_claim() {
     // The ConfigMap carries k8s/runtime-config.toml verbatim: the file the Spin tests use.
     let source = std::fs::read_to_string(repo_root().join("k8s/runtime-config.toml")).unwrap();
     assert_eq!(config.as_str().unwrap(), source);
-    let store_path = source
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("path = "))
-        .expect("the store has a path")
-        .trim_matches('"');
-    assert!(
-        store_path.starts_with(&format!("{}/", claim_mount.trim_end_matches('/'))),
-        "store {store_path} is not on the claim mounted at {claim_mount}"
-    );
+    // Everything Spin writes lies on the claim: the root is read-only. state_dir holds the
+    // default key-value store Spin creates at start.
+    for key in ["state_dir = ", "path = "] {
+        let path = source
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(key))
+            .unwrap_or_else(|| panic!("the runtime config sets {key}"))
+            .trim_matches('"');
+        assert!(
+            path.starts_with(&format!("{}/", claim_mount.trim_end_matches('/'))),
+            "{key}{path} is not on the claim mounted at {claim_mount}"
+        );
+    }
 }
 
 #[test]
@@ -222,6 +256,15 @@ fn pods_run_locked_down() {
     assert_eq!(sc["allowPrivilegeEscalation"], false);
     assert_eq!(sc["readOnlyRootFilesystem"], true);
     assert_eq!(sc["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    // Non-empty, or the shim applies no capability set at all (k8s/README.md).
+    assert_eq!(
+        sc["capabilities"]["add"],
+        serde_json::json!(["NET_BIND_SERVICE"])
+    );
+    assert_eq!(
+        pod["securityContext"]["fsGroupChangePolicy"],
+        "OnRootMismatch"
+    );
     let limits = &r.container()["resources"]["limits"];
     assert!(limits["memory"].is_string() && limits["cpu"].is_string());
 }

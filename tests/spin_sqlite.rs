@@ -50,6 +50,9 @@ impl SpinReplica {
             "--runtime-config-file",
         ])
         .arg(&config_path)
+        // As containerd-shim-spin runs it: component output to the console, not to log files
+        // under the runtime config's state_dir (on the volume, which may turn read-only).
+        .args(["--log-dir", ""])
         .current_dir(app.path())
         .env("SPIN_DISABLE_TELEMETRY", "1");
         SpinReplica {

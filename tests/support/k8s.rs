@@ -13,7 +13,13 @@ use super::{repo_root, tool_or_skip};
 pub struct Rendered(pub Vec<Value>);
 
 impl Rendered {
+    /// The base, `k8s/`.
     pub fn load() -> Option<Rendered> {
+        Self::load_dir("k8s")
+    }
+
+    /// Any kustomization (or component) under the repo, e.g. `k8s/runtimeclass`.
+    pub fn load_dir(dir: &str) -> Option<Rendered> {
         let kubectl =
             std::env::var_os("KUBECTL").map_or_else(|| PathBuf::from("kubectl"), PathBuf::from);
         if !tool_or_skip(
@@ -24,7 +30,7 @@ impl Rendered {
         }
         let out = Command::new(&kubectl)
             .arg("kustomize")
-            .arg(repo_root().join("k8s"))
+            .arg(repo_root().join(dir))
             .output()
             .expect("running kubectl kustomize");
         assert!(

@@ -1,0 +1,436 @@
+//! The StatefulSet as a kubelet runs it on a wasm node: containerd with its CRI plugin and
+//! containerd-shim-spin 0.24.0 (node.rs), driven over CRI by a kubelet stand-in that applies
+//! the rendered pod template: securityContext, mounts, env, resources, grace period and probes
+//! (kubelet.rs). Everything is read from the render of `k8s/`, nothing restated.
+//!
+//! Proves: the three pods become Ready in parallel; the HTTP contract holds through each;
+//! each replica keeps exactly its own visits on its own claim; the shim's process runs as the
+//! pod's uid with the capabilities the manifest asks for and cannot write its root; a
+//! restarted container on the same claim keeps every visit; the memory limit is applied and
+//! holds under load. Needs root, containerd, ctr, buildah, cc and the shim: CI installs them;
+//! elsewhere it is skipped with a message.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod kubelet;
+mod node;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use app_wasm_cri::v1;
+use kubelet::{Kubelet, Pod, PodTemplate, Probe};
+use node::{cgroup_dir, Node};
+use support::contract::{check_contract, Volume};
+use support::k8s::Rendered;
+use support::{client, concurrent_visits, sqlite_records, tool_or_skip};
+use support::{free_port, visit_count, StandInApiServer};
+
+const NET_BIND_SERVICE: u64 = 1 << 10;
+
+fn prerequisites_present() -> bool {
+    let how = "CI installs it: apt-get install containerd runc buildah; ../shared/bin/install-shim";
+    [
+        "containerd",
+        "ctr",
+        "buildah",
+        "cc",
+        "containerd-shim-spin-v2",
+    ]
+    .iter()
+    .all(|tool| tool_or_skip(Path::new(tool), how))
+}
+
+/// The store's path inside the pod, from the runtime config the ConfigMap carries.
+fn store_on_claim(rendered: &Rendered, claim: &Path) -> PathBuf {
+    let volume = &rendered.statefulset()["spec"]["template"]["spec"]["volumes"][0];
+    let map = rendered.one("ConfigMap", volume["configMap"]["name"].as_str().unwrap());
+    let config = map["data"]["runtime-config.toml"].as_str().unwrap();
+    let path = config
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("path = "))
+        .unwrap()
+        .trim_matches('"');
+    let mount = rendered.container()["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "visits-volume-template")
+        .unwrap()["mountPath"]
+        .as_str()
+        .unwrap();
+    claim.join(path.strip_prefix(mount).unwrap().trim_start_matches('/'))
+}
+
+/// The `Name:\tvalue` fields of /proc/PID/status.
+fn proc_status(pid: u32) -> std::collections::HashMap<String, String> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+/// The mount options of `point` as the process sees it.
+fn mount_options(pid: u32, point: &str) -> String {
+    let info = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+    // The last mount at a point is the one the process sees.
+    info.lines()
+        .rev()
+        .map(|l| l.split(' ').collect::<Vec<_>>())
+        .find(|f| f[4] == point)
+        .unwrap_or_else(|| panic!("{point} is not mounted in the container:\n{info}"))[5]
+        .to_owned()
+}
+
+/// Liveness as kubelet runs it for the whole life of a container: every period, counting
+/// consecutive failures; a pod that reaches the threshold would be restarted.
+fn watch_liveness(probe: Probe, port: u16) -> Arc<AtomicU32> {
+    let worst = Arc::new(AtomicU32::new(0));
+    let seen = worst.clone();
+    tokio::spawn(async move {
+        let mut failures = 0;
+        loop {
+            tokio::time::sleep(probe.period).await;
+            failures = match probe.run_once(port).await {
+                Ok(()) => 0,
+                Err(_) => failures + 1,
+            };
+            seen.fetch_max(failures, Ordering::Relaxed);
+        }
+    });
+    worst
+}
+
+/// SPIN_MAX_INSTANCE_COUNT from the manifest: the most requests Spin serves at once.
+fn spin_instance_cap(rendered: &Rendered) -> usize {
+    rendered.container()["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "SPIN_MAX_INSTANCE_COUNT")
+        .expect("the manifest caps the requests in flight")["value"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// `n` concurrent `GET /`: how many were answered 200 and how many 500 (anything else fails).
+async fn visits_over_the_cap(base: &str, n: usize) -> (usize, usize) {
+    let http = client();
+    let answers =
+        futures::future::join_all((0..n).map(|_| http.get(format!("{base}/")).send())).await;
+    let mut counts = (0, 0);
+    for answer in answers {
+        match answer.expect("every request is answered").status().as_u16() {
+            200 => counts.0 += 1,
+            500 => counts.1 += 1,
+            other => panic!("over the cap: {other}"),
+        }
+    }
+    counts
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / 1048576.0
+}
+
+struct Checked {
+    uid: String,
+    cap_eff: String,
+    memory_limit: u64,
+    memory_peak: u64,
+    rss: u64,
+}
+
+/// What the node gave the container's process: ids, capabilities, no new privileges,
+/// seccomp, a read-only root, the claim writable, the cgroup memory limit.
+fn check_process(pid: u32, template: &PodTemplate, name: &str) -> Checked {
+    let status = proc_status(pid);
+    let uid = status["Uid"].clone();
+    assert!(
+        uid.split_whitespace().all(|id| id == "65532"),
+        "{name} runs as Uid {uid}"
+    );
+    assert!(status["Gid"].split_whitespace().all(|id| id == "65532"));
+    assert!(
+        status["Groups"].split_whitespace().any(|g| g == "65532"),
+        "fsGroup is a supplemental group: {}",
+        status["Groups"]
+    );
+    for set in ["CapEff", "CapPrm", "CapBnd", "CapAmb"] {
+        let caps = u64::from_str_radix(&status[set], 16).unwrap();
+        assert_eq!(
+            caps & !NET_BIND_SERVICE,
+            0,
+            "{name}: {set} {} has more than the manifest's NET_BIND_SERVICE",
+            status[set]
+        );
+    }
+    assert_eq!(status["NoNewPrivs"], "1", "allowPrivilegeEscalation: false");
+    assert_eq!(status["Seccomp"], "2", "seccomp RuntimeDefault is a filter");
+
+    assert!(
+        mount_options(pid, "/").split(',').any(|o| o == "ro"),
+        "readOnlyRootFilesystem"
+    );
+    let write = std::fs::write(format!("/proc/{pid}/root/written-by-the-test"), "x");
+    assert_eq!(
+        write.map_err(|e| e.raw_os_error()),
+        Err(Some(30)),
+        "{name}'s root must refuse writes (EROFS), even root's"
+    );
+    assert!(mount_options(pid, "/data").split(',').any(|o| o == "rw"));
+    assert!(mount_options(pid, "/runtime-config.toml")
+        .split(',')
+        .any(|o| o == "ro"));
+
+    let memory = cgroup_dir(pid, "memory");
+    let read = |file: &str| -> Option<u64> {
+        std::fs::read_to_string(memory.join(file))
+            .ok()
+            .map(|s| s.trim().parse().unwrap())
+    };
+    // The cgroup's peak is what the limit applies to (the kernel kills at it, after
+    // reclaiming page cache). The process's VmHWM is no measure here: it counts the shim
+    // binary's file pages, which are charged elsewhere.
+    let (memory_limit, memory_peak) = match read("memory.limit_in_bytes") {
+        Some(limit) => (limit, read("memory.max_usage_in_bytes").unwrap()),
+        None => (read("memory.max").unwrap(), read("memory.peak").unwrap()),
+    };
+    let rss = std::fs::read_to_string(memory.join("memory.stat"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("rss ").or_else(|| l.strip_prefix("anon ")))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        memory_limit, template.memory_limit as u64,
+        "{name}: cgroup memory limit from resources.limits.memory"
+    );
+    Checked {
+        uid,
+        cap_eff: status["CapEff"].clone(),
+        memory_limit,
+        memory_peak,
+        rss,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_statefulset_runs_on_a_wasm_node_as_kubelet_runs_it() {
+    let tier = Instant::now();
+    if !prerequisites_present() {
+        return;
+    }
+    let Some(rendered) = Rendered::load() else {
+        return;
+    };
+    let Some(classes) = Rendered::load_dir("k8s/runtimeclass") else {
+        return;
+    };
+    let sts = rendered.statefulset();
+    assert_eq!(sts["spec"]["podManagementPolicy"], "Parallel");
+    let replicas = sts["spec"]["replicas"].as_u64().unwrap() as usize;
+    let class = sts["spec"]["template"]["spec"]["runtimeClassName"]
+        .as_str()
+        .unwrap();
+    let template = PodTemplate::from_render(&rendered, classes.one("RuntimeClass", class));
+
+    let node = Node::start().await;
+    node.import_pause_image();
+    println!("{}", node.import_app_image(&template.image));
+    // imagePullPolicy: IfNotPresent: kubelet asks CRI whether the image is there.
+    let image = node
+        .images
+        .clone()
+        .image_status(v1::ImageStatusRequest {
+            image: Some(v1::ImageSpec {
+                image: template.image.clone(),
+                ..Default::default()
+            }),
+            verbose: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .image;
+    assert!(image.is_some(), "CRI does not see {}", template.image);
+    let node_ready = tier.elapsed();
+
+    // podManagementPolicy: Parallel: every pod is created at once, none waits for another.
+    let kubelet = Kubelet {
+        node: &node,
+        template: &template,
+    };
+    let created = Instant::now();
+    let started: Vec<(Pod, Instant, Instant)> = futures::future::join_all((0..replicas).map(|i| {
+        let kubelet = &kubelet;
+        async move {
+            let pod = kubelet.run_pod(i, free_port()).await;
+            let launched = Instant::now();
+            let ready = kubelet.until_ready(&pod).await;
+            (pod, launched, ready)
+        }
+    }))
+    .await;
+    let last_launched = started.iter().map(|s| s.1).max().unwrap();
+    let first_ready = started.iter().map(|s| s.2).min().unwrap();
+    assert!(last_launched <= first_ready, "the pods started one by one");
+    let mut pods: Vec<Pod> = Vec::new();
+    for (pod, launched, ready) in started {
+        println!(
+            "{}: sandbox and container started in {:?}, Ready after {:?} (handler {:?})",
+            pod.name,
+            launched - created,
+            ready - created,
+            template.handler
+        );
+        pods.push(pod);
+    }
+    let liveness: Vec<_> = pods
+        .iter()
+        .map(|p| watch_liveness(template.liveness.clone(), p.port))
+        .collect();
+    let bases: Vec<String> = pods
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{}", p.port))
+        .collect();
+    let dbs: Vec<PathBuf> = pods
+        .iter()
+        .map(|p| store_on_claim(&rendered, &p.claim))
+        .collect();
+
+    // The HTTP contract through each pod, each store read straight off its claim.
+    let mut expected = Vec::new();
+    for (base, db) in bases.iter().zip(&dbs) {
+        check_contract(base, Volume::Sqlite(db)).await;
+        expected.push(sqlite_records(db).len());
+    }
+    for (i, base) in bases.iter().enumerate() {
+        let resp = client()
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.headers()["x-replica"],
+            format!("app-wasm-{i}").as_str()
+        );
+    }
+
+    // Different concurrent loads on the three at once: each claim holds exactly its own visits.
+    let loads = [40, 70, 100];
+    futures::future::join_all(
+        pods.iter()
+            .zip(loads)
+            .map(|(pod, n)| kubelet.visits_or_diagnose(pod, n, 1)),
+    )
+    .await;
+    for (i, load) in loads.iter().enumerate() {
+        expected[i] += load;
+    }
+    // Near Spin's cap on requests in flight (SPIN_MAX_INSTANCE_COUNT), five times over: every
+    // visit answered and the pod's memory peak read below.
+    let cap = spin_instance_cap(&rendered);
+    expected[0] += kubelet.visits_or_diagnose(&pods[0], cap * 3 / 4, 5).await;
+    // Over the cap, Spin sheds load instead of growing past the memory limit: the excess
+    // gets a 500 at once, the pod keeps running, and only what was acknowledged is recorded.
+    let (acknowledged, refused) = visits_over_the_cap(&bases[0], cap + 64).await;
+    expected[0] += acknowledged;
+    println!(
+        "app-wasm-0: 5 x {} concurrent visits all 200; {} at once: {acknowledged} x 200, \
+         {refused} x 500 (Spin's cap {cap})",
+        cap * 3 / 4,
+        cap + 64
+    );
+    let (status, _) = kubelet.status(&pods[0]).await;
+    assert_eq!(status.state, v1::ContainerState::ContainerRunning as i32);
+    for i in 0..replicas {
+        assert_eq!(
+            sqlite_records(&dbs[i]).len(),
+            expected[i],
+            "app-wasm-{i}'s claim"
+        );
+        assert_eq!(visit_count(&bases[i]).await, expected[i] as u64);
+    }
+
+    // What the node gave each container's process.
+    for (pod, worst) in pods.iter().zip(&liveness) {
+        let pid = kubelet.pid(pod).await;
+        let c = check_process(pid, &template, &pod.name);
+        println!(
+            "{}: pid {pid}, Uid {}, CapEff {}, memory cgroup {}: peak {:.1} MiB of the {:.0} MiB \
+             limit ({:.0}%), anonymous now {:.1} MiB; liveness failures in a row at most {}",
+            pod.name,
+            c.uid.split_whitespace().next().unwrap(),
+            c.cap_eff,
+            cgroup_dir(pid, "memory").display(),
+            mib(c.memory_peak),
+            mib(c.memory_limit),
+            100.0 * c.memory_peak as f64 / c.memory_limit as f64,
+            mib(c.rss),
+            worst.load(Ordering::Relaxed)
+        );
+        // Under Spin's full concurrency the pod keeps a margin below its limit.
+        assert!(
+            c.memory_peak < c.memory_limit * 9 / 10,
+            "{}: the memory peak comes within 10% of the limit",
+            pod.name
+        );
+        assert!(worst.load(Ordering::Relaxed) < template.liveness.failure_threshold);
+    }
+
+    // kubelet restarts app-wasm-1's container: StopContainer with the grace period, then a
+    // new container in the same sandbox on the same claim.
+    let stop_took = kubelet.restart(&mut pods[1]).await;
+    let restarted = Instant::now();
+    let ready = kubelet.until_ready(&pods[1]).await;
+    assert_eq!(
+        visit_count(&bases[1]).await,
+        expected[1] as u64,
+        "the restarted container keeps every visit"
+    );
+    concurrent_visits(&bases[1], 1).await;
+    expected[1] += 1;
+    assert_eq!(sqlite_records(&dbs[1]).len(), expected[1]);
+    println!(
+        "app-wasm-1 restarted: StopContainer (grace {} s) took {stop_took:?}, Ready again after \
+         {:?}, kept {} of {} visits",
+        template.grace_period,
+        ready - restarted,
+        expected[1] - 1,
+        expected[1] - 1
+    );
+
+    let ports: Vec<u16> = pods.iter().map(|p| p.port).collect();
+    let show = StandInApiServer::new(&ports).show(&[]);
+    assert!(
+        show.status.success(),
+        "{}",
+        String::from_utf8_lossy(&show.stderr)
+    );
+    let text = String::from_utf8(show.stdout).unwrap();
+    for (i, n) in expected.iter().enumerate() {
+        assert!(
+            text.contains(&format!("app-wasm-{i}: {n} visits\n")),
+            "{text}"
+        );
+    }
+    println!("k8s/show.sh -t 2 over the three pods:\n{text}");
+
+    for pod in &pods {
+        kubelet.remove(pod).await;
+    }
+    println!(
+        "per-replica visits {expected:?}; node (containerd, images) ready in {node_ready:?}; \
+         tier wall time {:?}",
+        tier.elapsed()
+    );
+}

@@ -25,7 +25,7 @@ APP = os.path.join(ROOT, "target/wasm32-wasip2/release/app_wasm.wasm")
 HELLO = os.path.join(ROOT, "target/wasm32-wasip2/release/app_wasm_hello.wasm")
 VENV = os.path.join(ROOT, "target/bench/venv")
 LUA = os.path.join(ROOT, "bench/wrk-report.lua")
-RECORD = b"2026-11-27T08:03:19.123456+03:00\n"
+RECORD = b"2026-11-27T08:03:19.12345+03:00\n"
 
 
 def free_port():

@@ -58,11 +58,11 @@ mod tests {
     fn every_metric_has_help_type_and_one_sample() {
         let text = render(&LogFigures {
             visits: 42,
-            log_bytes: 42 * 33,
+            log_bytes: 42 * 32,
             torn_bytes: 0,
         });
         assert!(text.contains("# TYPE app_wasm_visits_total counter\napp_wasm_visits_total 42\n"));
-        assert!(text.contains("\napp_wasm_visits_log_bytes 1386\n"));
+        assert!(text.contains("\napp_wasm_visits_log_bytes 1344\n"));
         assert!(text.contains("\napp_wasm_visits_torn_bytes 0\n"));
         assert!(text.contains(&format!(
             "app_wasm_build_info{{version=\"{}\"}} 1\n",

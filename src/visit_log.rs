@@ -17,6 +17,9 @@ pub enum StoreError {
     Full(String),
     /// Another instance holds the store's lock (a torn-tail repair, SQLite's write lock): 503, retry.
     Busy(String),
+    /// The log holds bytes that are not records (an outside edit) or is not a regular file:
+    /// 503 until an operator moves or repairs it; nothing is cut or overwritten.
+    Damaged(String),
     /// Anything else the OS reported: 500.
     Io(String),
 }
@@ -27,7 +30,8 @@ impl StoreError {
             StoreError::Missing(_)
             | StoreError::ReadOnly(_)
             | StoreError::Unavailable(_)
-            | StoreError::Busy(_) => 503,
+            | StoreError::Busy(_)
+            | StoreError::Damaged(_) => 503,
             StoreError::Full(_) => 507,
             StoreError::Io(_) => 500,
         }
@@ -42,6 +46,7 @@ impl fmt::Display for StoreError {
             StoreError::Unavailable(d) => ("data volume cannot be opened: missing or read-only", d),
             StoreError::Full(d) => ("data volume is full; visit not recorded", d),
             StoreError::Busy(d) => ("visit store is busy; retry", d),
+            StoreError::Damaged(d) => ("visit log is damaged", d),
             StoreError::Io(d) => ("data volume I/O error", d),
         };
         write!(f, "{what}: {detail}")

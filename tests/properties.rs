@@ -11,7 +11,7 @@ use app_wasm::visit_log::VisitLog;
 use chrono::{TimeZone, Utc};
 use proptest::prelude::*;
 
-const NOW: &str = "2026-11-27T08:03:19.123456+03:00";
+const NOW: &str = "2026-11-27T08:03:19.12345+03:00";
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
@@ -25,7 +25,7 @@ proptest! {
         let ts = format_moscow(at);
         let line = record::encode(&ts);
         prop_assert_eq!(line.len() as u64, RECORD_LEN);
-        prop_assert_eq!(record::decode(line.as_bytes()), Some(ts.as_str()));
+        prop_assert_eq!(record::decode(line.as_bytes()), Some(ts));
     }
 
     #[test]
@@ -33,6 +33,23 @@ proptest! {
         if let Some(ts) = record::decode(&bytes) {
             prop_assert_eq!(ts.len() as u64, RECORD_LEN - 1);
             prop_assert_eq!(bytes[RECORD_LEN as usize - 1], b'\n');
+        }
+    }
+
+    #[test]
+    fn a_torn_tail_is_exactly_a_prefix_of_some_record(
+        secs in 0i64..=253_402_300_799,
+        cut in 0usize..RECORD_LEN as usize,
+        garbage in proptest::collection::vec(any::<u8>(), 1..32),
+    ) {
+        let line = record::encode(&format_moscow(Utc.timestamp_opt(secs, 0).unwrap()));
+        prop_assert!(record::Format::Current.is_record_prefix(&line.as_bytes()[..cut]));
+        // Bytes that are not one never pass for a record's start (and so are never cut).
+        if !line.as_bytes().starts_with(&garbage) {
+            let shaped = garbage.iter().zip(b"9999-99-99T99:99:99.99999+03:00\n").all(|(&b, &s)| {
+                if s == b'9' { b.is_ascii_digit() } else { b == s }
+            });
+            prop_assert_eq!(record::Format::Current.is_record_prefix(&garbage), shaped);
         }
     }
 

@@ -59,7 +59,7 @@ async fn restart_keeps_every_visit_and_never_rewrites_the_log() {
 async fn a_torn_tail_is_never_counted_nor_merged_with_the_next_visit() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("visits.txt");
-    let whole = "2026-11-27T08:00:00.000001+03:00\n2026-11-27T08:00:01.000002+03:00\n";
+    let whole = "2026-11-27T08:00:00.00001+03:00\n2026-11-27T08:00:01.00002+03:00\n";
     // A crash or a full disk cut the third record after 19 bytes.
     std::fs::write(&log, format!("{whole}2026-11-27T08:00:02")).unwrap();
     let server = start_host(dir.path()).await;
@@ -166,5 +166,41 @@ async fn only_get_root_records_a_visit() {
     assert_eq!(statuses[&200], 15);
     assert_eq!(statuses[&404], 3);
     assert!(read_records(&dir.path().join("visits.txt")).is_empty());
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_from_an_earlier_version_is_kept_and_continued_in_32_byte_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("visits.txt");
+    // Two 33-byte records with microseconds, as versions before the 32-byte format wrote.
+    let legacy = "2026-11-27T08:00:00.000001+03:00\n2026-11-27T08:00:01.999999+03:00\n";
+    std::fs::write(&log, legacy).unwrap();
+    let server = start_host(dir.path()).await;
+    let base = format!("http://{}", server.addr);
+    assert_eq!(visit_count(&base).await, 2, "read as it is");
+    let shown: Value = client()
+        .get(server.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let records = read_records(&log);
+    assert_eq!(
+        records,
+        [
+            "2026-11-27T08:00:00.00000+03:00",
+            "2026-11-27T08:00:01.99999+03:00",
+            shown["moscow_time"].as_str().unwrap()
+        ]
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("visits.txt.v1")).unwrap(),
+        legacy,
+        "the original is kept byte for byte"
+    );
+    assert_eq!(visit_count(&base).await, 3);
     server.stop().await.unwrap();
 }

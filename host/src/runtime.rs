@@ -317,7 +317,7 @@ impl Replica {
     ) -> Result<Response> {
         let config = &self.config;
         let mut wasi = WasiCtx::builder();
-        // The volume is a local directory: its opens and 33-byte appends take microseconds,
+        // The volume is a local directory: its opens and 32-byte appends take microseconds,
         // less than a hop to Tokio's blocking pool and back (measured in bench/run).
         wasi.inherit_stderr()
             .envs(&config.env)

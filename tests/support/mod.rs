@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use app_wasm_host::{RunningServer, Runtime, ServeConfig};
 
-pub const RECORD_LEN: usize = 33;
+/// The log's record width, as the component defines it.
+pub const RECORD_LEN: usize = app_wasm::record::RECORD_LEN as usize;
 
 pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

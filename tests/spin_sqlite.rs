@@ -264,3 +264,78 @@ async fn show_script_prints_each_replicas_own_visits() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no pods match"));
 }
+
+/// The count and `?tail=` do not assume dense ids, and stay O(1)/O(tail) on a large store: a
+/// database made by an earlier version (no counter table) with ids that step by 3, of
+/// APP_WASM_SQLITE_ROWS rows (200,000 by default; the closing note's figures use 10
+/// million). Prints how long each call took; speed targets live in the benchmark.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_count_and_tail_need_no_dense_ids_and_stay_fast_on_a_large_store() {
+    if !have_spin() {
+        return;
+    }
+    let rows: i64 = std::env::var("APP_WASM_SQLITE_ROWS")
+        .map(|v| v.parse().unwrap())
+        .unwrap_or(200_000);
+    let volume = tempfile::tempdir().unwrap();
+    let made = std::time::Instant::now();
+    {
+        let db = rusqlite::Connection::open(volume.path().join("visits.db")).unwrap();
+        db.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE visits (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL);
+             WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < {rows})
+             INSERT INTO visits (id, at) SELECT x * 3,
+               printf('2026-11-27T%02d:%02d:%02d.%05d+03:00', x / 3600000 % 24, x / 60000 % 60, x / 1000 % 60, x % 100000)
+             FROM n;"
+        ))
+        .unwrap();
+    }
+    println!(
+        "{rows} rows with ids 3, 6, 9, ... made in {:?}",
+        made.elapsed()
+    );
+    let replica = SpinReplica::start(volume.path());
+    let http = client();
+    let timed = |path: &'static str| {
+        let http = http.clone();
+        let url = replica.url(path);
+        async move {
+            let t = std::time::Instant::now();
+            let resp = http.get(url).send().await.unwrap();
+            assert_eq!(resp.status(), 200, "{path}");
+            let body = resp.text().await.unwrap();
+            (body, t.elapsed())
+        }
+    };
+    let (first, seeded) = timed("/visits").await;
+    let first: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(first["visits"], rows, "counted with gaps in the ids");
+    let (_, counted) = timed("/visits").await;
+    let (tail, tailed) = timed("/visits?tail=10").await;
+    let tail: serde_json::Value = serde_json::from_str(&tail).unwrap();
+    let tail: Vec<&str> = tail["tail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert_eq!(tail.len(), 10);
+    assert_eq!(tail.last().copied(), first["last"].as_str());
+    let (text, texted) = timed("/visits?format=text&tail=3").await;
+    assert_eq!(text.lines().count(), 3);
+    assert_eq!(text.lines().last(), first["last"].as_str());
+    assert_eq!(
+        http.get(replica.url("/")).send().await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        visit_count(&replica.server.base).await,
+        rows as u64 + 1,
+        "the trigger counts new visits"
+    );
+    println!(
+        "{rows} rows: first /visits (seeds the counter with count(*)) {seeded:?}; /visits {counted:?}; \
+         /visits?tail=10 {tailed:?}; /visits?format=text&tail=3 {texted:?}"
+    );
+}

@@ -1,6 +1,8 @@
 //! The local twin of the LoadBalancer Service: one address that spreads requests over the
-//! replicas. Requests without a body that cannot reach a replica are retried on the next
-//! one, as a Service stops routing to an endpoint that is gone.
+//! replicas. A request that never reached a replica (no connection could be made) is sent to
+//! the next one, as a Service stops routing to an endpoint that is gone. A request that did
+//! reach one is never sent again, whatever happened after: `GET /` records a visit, so a
+//! resend could count it twice. Its client gets 502.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -94,6 +96,18 @@ impl Handler for Front {
         req: hyper::Request<Incoming>,
         client: SocketAddr,
     ) -> hyper::Response<ProxyBody> {
+        if let Err(why) = crate::edge::check_host(
+            req.headers()
+                .get_all(hyper::header::HOST)
+                .iter()
+                .map(|v| v.as_bytes()),
+        ) {
+            if req.version() != hyper::Version::HTTP_10
+                || req.headers().contains_key(hyper::header::HOST)
+            {
+                return error_response(400, &why);
+            }
+        }
         let (mut parts, body) = req.into_parts();
         for name in HOP_BY_HOP {
             parts.headers.remove(*name);
@@ -113,6 +127,7 @@ impl Handler for Front {
         let first = self.pick();
         let attempts = if replayable { self.backends.len() } else { 1 };
         let mut last_error = String::new();
+        let mut reached = false;
         for attempt in 0..attempts {
             let backend = &self.backends[(first + attempt) % self.backends.len()];
             let mut forward = hyper::Request::from_parts(parts.clone(), ());
@@ -134,18 +149,30 @@ impl Handler for Front {
                     }
                     return resp.map(|b| b.boxed_unsync());
                 }
-                Err(e) => last_error = format!("{}: {e}", backend.name),
+                Err(e) => {
+                    last_error = format!("{}: {e}", backend.name);
+                    // Connected means the replica may have acted on it: never resend.
+                    if !e.is_connect() {
+                        reached = true;
+                        break;
+                    }
+                }
             }
         }
         eprintln!(
             "front: no replica answered {} {path}: {last_error}",
             parts.method
         );
+        let unreachable = replayable && !reached;
         let mut resp = error_response(
-            if replayable { 503 } else { 502 },
-            &format!("no replica could take the request ({last_error})"),
+            if unreachable { 503 } else { 502 },
+            &if reached {
+                format!("the replica failed mid-request and it was not resent ({last_error})")
+            } else {
+                format!("no replica could take the request ({last_error})")
+            },
         );
-        if replayable {
+        if unreachable {
             resp.headers_mut()
                 .insert("retry-after", HeaderValue::from_static("1"));
         }

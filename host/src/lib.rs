@@ -6,6 +6,7 @@
 //! - `front`: the load-balancing front over several replicas (the Service's twin).
 //! - `replica_set` and `up`: `app-wasm up --replicas N`; `show`: every replica's visits.
 
+pub mod edge;
 pub mod engine;
 pub mod front;
 pub mod limits;

@@ -8,24 +8,30 @@ use crate::server::ConnLimits;
 #[derive(Clone, Debug, clap::Args)]
 pub struct Limits {
     /// Requests in flight per replica beyond which it answers 503 with Retry-After: 1.
-    #[arg(long, default_value_t = 1024, env = "APP_WASM_MAX_CONCURRENT")]
+    #[arg(long, default_value_t = 1024, env = "APP_WASM_MAX_CONCURRENT",
+          value_parser = at_least_one_usize())]
     pub max_concurrent: usize,
     /// Largest request line plus headers, in bytes (at least 8192): beyond it, 431.
-    #[arg(long, default_value_t = 16 * 1024)]
+    #[arg(long, default_value_t = 16 * 1024,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(8192..))]
     pub max_head_bytes: usize,
     /// Largest declared request body (Content-Length), in bytes: beyond it, 413. No route
     /// takes a body and the component never reads one.
     #[arg(long, default_value_t = 64 * 1024)]
     pub max_body_bytes: u64,
     /// Seconds a client gets to send a whole request head (slow-client defence).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub head_timeout_secs: u64,
-    /// Seconds one request may run in the component, streaming its response included; then
-    /// it is stopped (wasmtime epoch interruption) and a worker is never held by a runaway.
-    #[arg(long, default_value_t = 60)]
+    /// Seconds one request may take from its head to the last byte of its response: a
+    /// runaway guest, a stuck volume or a client that stops reading is cut off then.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout_secs: u64,
+    /// Seconds SIGTERM waits for requests in flight before closing what is left: under a
+    /// pod's default 30 s grace period.
+    #[arg(long, default_value_t = 20)]
+    pub drain_timeout_secs: u64,
     /// Linear memory one request's component instance may grow to, in MiB.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = at_least_one_usize())]
     pub memory_mib: usize,
 }
 
@@ -37,6 +43,7 @@ impl Default for Limits {
             max_body_bytes: 64 * 1024,
             head_timeout_secs: 10,
             request_timeout_secs: 60,
+            drain_timeout_secs: 20,
             memory_mib: 64,
         }
     }
@@ -47,6 +54,8 @@ impl Limits {
         ConnLimits {
             max_head_bytes: self.max_head_bytes,
             head_timeout: Duration::from_secs(self.head_timeout_secs),
+            write_timeout: self.request_timeout(),
+            drain_timeout: Duration::from_secs(self.drain_timeout_secs),
         }
     }
 
@@ -57,4 +66,9 @@ impl Limits {
     pub fn memory_bytes(&self) -> usize {
         self.memory_mib << 20
     }
+}
+
+/// A count that must be at least 1: 0 would accept requests and never serve one.
+fn at_least_one_usize() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
 }

@@ -231,16 +231,16 @@ impl Replica {
 
     /// The host's own answer when a request must not reach the component.
     fn refuse(&self, req: &mut hyper::Request<hyper::body::Incoming>) -> Option<Response> {
-        // wasi:http needs an authority. HTTP/1.1 requires Host (RFC 9112 3.2: 400 without
-        // it); HTTP/1.0 may omit it, so it gets this server's own name.
-        if req.uri().authority().is_none() && !req.headers().contains_key(hyper::header::HOST) {
-            if req.version() != hyper::Version::HTTP_10 {
-                return Some(error_response(400, "missing Host header"));
-            }
+        // wasi:http needs an authority. HTTP/1.1 requires exactly one valid Host (RFC 9112
+        // 3.2: 400 otherwise); HTTP/1.0 may omit it, so it gets this server's own name.
+        let hosts = req.headers().get_all(hyper::header::HOST);
+        if req.version() == hyper::Version::HTTP_10 && hosts.iter().next().is_none() {
             req.headers_mut().insert(
                 hyper::header::HOST,
                 hyper::header::HeaderValue::from_static("localhost"),
             );
+        } else if let Err(why) = crate::edge::check_host(hosts.iter().map(|v| v.as_bytes())) {
+            return Some(error_response(400, &why));
         }
         let limits = &self.config.limits;
         let declared = req
@@ -277,7 +277,10 @@ impl Handler for Replica {
                 self.in_flight.clone().try_acquire_owned(),
                 self.runtime.slots.clone().try_acquire_owned(),
             ) {
-                (Ok(permit), Ok(slot)) => self.call_component(req, (permit, slot)).await,
+                (Ok(permit), Ok(slot)) => {
+                    let shown = target.as_deref().unwrap_or("/");
+                    self.call_component(req, (permit, slot), shown).await
+                }
                 (Err(_), _) => Ok(busy(&format!(
                     "{} requests in flight",
                     self.config.limits.max_concurrent
@@ -287,6 +290,16 @@ impl Handler for Replica {
         };
         let response = match response {
             Ok(resp) => resp,
+            // Still waiting at the deadline: a stuck volume, most likely. Retry later.
+            Err(e) if e.is::<DeadlinePassed>() => {
+                eprintln!("{}: {e}", target.as_deref().unwrap_or("/"));
+                let mut resp = error_response(503, &format!("{e}; is the data volume stuck?"));
+                resp.headers_mut().insert(
+                    hyper::header::RETRY_AFTER,
+                    hyper::header::HeaderValue::from_static("1"),
+                );
+                resp
+            }
             Err(e) => {
                 eprintln!("component failed: {e:#}");
                 error_response(500, "the component failed to handle the request")
@@ -314,14 +327,16 @@ impl Replica {
         &self,
         req: hyper::Request<hyper::body::Incoming>,
         permit: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+        target: &str,
     ) -> Result<Response> {
         let config = &self.config;
         let mut wasi = WasiCtx::builder();
-        // The volume is a local directory: its opens and 32-byte appends take microseconds,
-        // less than a hop to Tokio's blocking pool and back (measured in bench/run).
+        // File calls run on Tokio's blocking pool (bounded, 512 threads), never on the async
+        // workers: a stuck volume or a FIFO in place of the log then holds one pool thread,
+        // not the worker that /healthz and every other replica also need.
         wasi.inherit_stderr()
             .envs(&config.env)
-            .allow_blocking_current_thread(true);
+            .allow_blocking_current_thread(false);
         if let Some(name) = &config.name {
             wasi.env("HOSTNAME", name);
         }
@@ -352,26 +367,62 @@ impl Replica {
             .http()
             .new_incoming_request(Scheme::Http, req)?;
         let out = store.data_mut().http().new_response_outparam(sender)?;
-        // Its own task: the guest keeps streaming the body after the headers are sent.
+        // Its own task: the guest keeps streaming the body after the headers are sent. The
+        // deadline covers all of it: a guest waiting on a stuck volume or on a client that
+        // stopped reading is dropped then, and its slot freed (the epoch only stops a guest
+        // that is running).
+        let timeout = config.limits.request_timeout();
         let task = tokio::spawn(async move {
             let _permit = permit;
-            let proxy = pre.instantiate_async(&mut store).await?;
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, req, out)
+            let exchange = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, req, out)
+                    .await
+            };
+            tokio::time::timeout_at(deadline.into(), exchange)
                 .await
+                .map_err(|_| DeadlinePassed(timeout))
         });
         match receiver.await {
-            Ok(Ok(resp)) => Ok(resp),
+            Ok(Ok(resp)) => {
+                // The head is sent; a trap or the deadline while streaming can only be logged.
+                let target = target.to_owned();
+                tokio::spawn(async move {
+                    match task.await {
+                        Ok(Ok(Ok(()))) => {}
+                        Ok(Ok(Err(e))) => eprintln!(
+                            "{target}: component failed after the response head was sent: {e:#}"
+                        ),
+                        Ok(Err(e)) => eprintln!("{target}: {e}; the response was cut short"),
+                        Err(e) => eprintln!("{target}: component task failed: {e}"),
+                    }
+                });
+                Ok(resp)
+            }
             Ok(Err(code)) => anyhow::bail!("component answered with error code {code:?}"),
             Err(_) => match task.await {
-                Ok(Ok(())) => anyhow::bail!("component returned without setting a response"),
-                Ok(Err(e)) => Err(anyhow::Error::from(e).context("component trapped")),
+                Ok(Ok(Ok(()))) => anyhow::bail!("component returned without setting a response"),
+                Ok(Ok(Err(e))) => Err(anyhow::Error::from(e).context("component trapped")),
+                Ok(Err(deadline)) => Err(deadline.into()),
                 Err(e) => Err(e.into()),
             },
         }
     }
 }
+
+/// A request still waiting (on the volume, on the client) when its deadline came.
+#[derive(Debug)]
+pub struct DeadlinePassed(pub Duration);
+
+impl std::fmt::Display for DeadlinePassed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "request ran past its {:?} deadline", self.0)
+    }
+}
+
+impl std::error::Error for DeadlinePassed {}
 
 /// 503 when every permit is taken: the client should retry, a probe should look elsewhere.
 fn busy(why: &str) -> Response {

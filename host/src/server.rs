@@ -32,8 +32,14 @@ pub trait Handler: Send + Sync + 'static {
 pub struct ConnLimits {
     /// Request line plus headers, in bytes: larger heads get 431 (or 414 for the URI alone).
     pub max_head_bytes: usize,
-    /// Time a client gets to send a complete request head (slow-loris defence): then 408.
+    /// Time a client gets to send a complete request head (slow-loris defence): then the
+    /// connection is closed.
     pub head_timeout: Duration,
+    /// Time one write to the client may stay blocked (a client that stopped reading): then
+    /// the connection is closed.
+    pub write_timeout: Duration,
+    /// Time a shutdown waits for requests in flight before closing what is left.
+    pub drain_timeout: Duration,
 }
 
 impl Default for ConnLimits {
@@ -41,12 +47,15 @@ impl Default for ConnLimits {
         ConnLimits {
             max_head_bytes: 16 * 1024,
             head_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(60),
+            drain_timeout: Duration::from_secs(20),
         }
     }
 }
 
 /// Serves `handler` on `listener` until `shutdown` resolves, then stops accepting and waits
-/// for in-flight requests (and the responses they are streaming) to finish.
+/// for in-flight requests (and the responses they are streaming) to finish, at most
+/// `drain_timeout`; then the connections still open are closed.
 pub async fn serve<H: Handler>(
     handler: Arc<H>,
     listener: TcpListener,
@@ -70,6 +79,11 @@ pub async fn serve<H: Handler>(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        // A client that stops reading blocks a write; past the deadline it fails and hyper
+        // closes the connection (hyper has no write timeout of its own).
+        let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
+        stream.set_write_timeout(Some(limits.write_timeout));
+        let stream = Box::pin(stream);
         let handler = handler.clone();
         let service = hyper::service::service_fn(move |req| {
             let handler = handler.clone();
@@ -87,7 +101,15 @@ pub async fn serve<H: Handler>(
             let _ = conn.await;
         });
     }
-    graceful.shutdown().await;
+    if tokio::time::timeout(limits.drain_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        eprintln!(
+            "drain: requests still in flight after {:?}; closing their connections",
+            limits.drain_timeout
+        );
+    }
     Ok(())
 }
 

@@ -1,0 +1,388 @@
+//! No client, however slow or malformed, and no stuck volume may freeze the host or outlive a
+//! deadline; readiness tells the truth about the log; the front never sends a request twice.
+//! Each against the real component under the real host, over real TCP on loopback.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use app_wasm_host::front::{Backend, Balance, Front};
+use app_wasm_host::{server, ConnLimits, Limits, RunningServer, ServeConfig};
+use support::runner::{runner_bin, Runner};
+use support::{client, read_records, runtime, RECORD_LEN};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn host_with(dir: &Path, limits: Limits) -> RunningServer {
+    let mut config = ServeConfig::new(dir);
+    config.limits = limits;
+    RunningServer::start(runtime(), "127.0.0.1:0", config)
+        .await
+        .unwrap()
+}
+
+/// A log of `n` valid records, written directly.
+fn big_log(dir: &Path, n: usize) {
+    let record = b"2026-11-27T08:03:19.12345+03:00\n";
+    assert_eq!(record.len(), RECORD_LEN);
+    std::fs::write(dir.join("visits.txt"), record.repeat(n)).unwrap();
+}
+
+/// A client that asks for the whole log and then never reads: a tiny receive buffer, so the
+/// server's writes block once the socket buffers are full.
+async fn stalled_reader(addr: SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /visits?format=text HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    stream
+}
+
+/// Polls `url` until it answers `status` (at most `within`): how long that took.
+async fn until_status(url: &str, status: u16, within: Duration) -> Duration {
+    let started = Instant::now();
+    let http = client();
+    loop {
+        if let Ok(r) = http.get(url).send().await {
+            if r.status() == status {
+                return started.elapsed();
+            }
+        }
+        assert!(
+            started.elapsed() < within,
+            "{url} never answered {status} within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_that_stop_reading_free_their_slots_by_the_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    big_log(dir.path(), 500_000); // 16 MB: far more than the socket buffers hold
+    let host = host_with(
+        dir.path(),
+        Limits {
+            max_concurrent: 2,
+            request_timeout_secs: 2,
+            ..Limits::default()
+        },
+    )
+    .await;
+    let started = Instant::now();
+    let _stalled = [
+        stalled_reader(host.addr).await,
+        stalled_reader(host.addr).await,
+    ];
+    // Both slots are taken while the two are stalled...
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let busy = client().get(host.url("/healthz")).send().await.unwrap();
+    assert_eq!(
+        busy.status(),
+        503,
+        "the two stalled readers hold both slots"
+    );
+    // ...and free again once their deadline passes, though they still never read.
+    until_status(&host.url("/healthz"), 200, Duration::from_secs(5)).await;
+    let freed = started.elapsed();
+    println!("2 stalled readers, 2 slots, deadline 2 s: /healthz 200 again after {freed:?}");
+    assert!(freed >= Duration::from_millis(1900), "{freed:?}");
+}
+
+#[test]
+fn sigterm_stops_the_runner_by_its_drain_deadline_despite_a_stalled_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("app-wasm-0");
+    std::fs::create_dir_all(&data).unwrap();
+    big_log(&data, 500_000);
+    let runner = Runner::start(dir.path(), &["--drain-timeout-secs", "2"]);
+    let addr: SocketAddr = runner.base.trim_start_matches("http://").parse().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _stalled = rt.block_on(stalled_reader(addr));
+    std::thread::sleep(Duration::from_millis(300));
+    let stopping = Instant::now();
+    let out = runner.terminate();
+    let took = stopping.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("SIGTERM with a stalled reader: exited after {took:?}\n{stderr}");
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        took >= Duration::from_secs(2),
+        "it waited for the drain: {took:?}"
+    );
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+/// A FIFO in place of the log (the stand-in for a hung volume) used to block a file
+/// call on an async worker, and /healthz never answered again. File calls now run on the
+/// blocking pool and the log must be a regular file: the FIFO is refused at once, and
+/// anything that did block would be cut off by the request deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifo_for_a_log_is_refused_at_once_while_healthz_and_others_answer() {
+    let stuck = tempfile::tempdir().unwrap();
+    let fifo = stuck.path().join("visits.txt");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let limits = Limits {
+        request_timeout_secs: 2,
+        ..Limits::default()
+    };
+    let host = host_with(stuck.path(), limits.clone()).await;
+    let healthy = tempfile::tempdir().unwrap();
+    let other = host_with(healthy.path(), limits).await;
+
+    let http = client();
+    let started = Instant::now();
+    let on_fifo: Vec<_> = ["/visits", "/visits", "/", "/readyz"]
+        .iter()
+        .map(|p| tokio::spawn(http.get(host.url(p)).send()))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Meanwhile this replica's /healthz and another replica answer at once.
+    let mut worst = Duration::ZERO;
+    for _ in 0..10 {
+        let t = Instant::now();
+        assert_eq!(
+            http.get(host.url("/healthz"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        assert_eq!(http.get(other.url("/")).send().await.unwrap().status(), 200);
+        worst = worst.max(t.elapsed());
+    }
+    println!(
+        "/healthz and another replica's GET / beside 4 requests stuck on a FIFO: worst {worst:?}"
+    );
+    assert!(worst < Duration::from_millis(500), "{worst:?}");
+    for h in on_fifo {
+        let resp = h.await.unwrap().unwrap();
+        assert_eq!(resp.status(), 503);
+        let body = resp.text().await.unwrap();
+        assert!(body.contains("not a regular file"), "{body}");
+    }
+    let took = started.elapsed();
+    println!("the 4 requests on the FIFO answered 503 after {took:?} (deadline 2 s)");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    // Release the file calls still blocked in the pool, so the runtime can shut down.
+    use std::os::unix::fs::OpenOptionsExt;
+    let _writer = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc_o_nonblock())
+        .open(&fifo);
+}
+
+fn libc_o_nonblock() -> i32 {
+    0o4000 // O_NONBLOCK on Linux
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_fails_whenever_a_visit_could_not_be_recorded_and_nothing_is_cut() {
+    let http = client();
+    // The log is a directory.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("visits.txt")).unwrap();
+    let host = host_with(dir.path(), Limits::default()).await;
+    for path in ["/readyz", "/"] {
+        let r = http.get(host.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 503, "{path}");
+        let body = r.text().await.unwrap();
+        assert!(
+            body.contains("damaged") && body.contains("directory"),
+            "{body}"
+        );
+    }
+    // A symbolic link out of the volume.
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("v.txt"), "").unwrap();
+    std::os::unix::fs::symlink(outside.path().join("v.txt"), dir.path().join("visits.txt"))
+        .unwrap();
+    let host = host_with(dir.path(), Limits::default()).await;
+    for path in ["/readyz", "/"] {
+        let r = http.get(host.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 503, "{path}");
+    }
+    assert_eq!(std::fs::read(outside.path().join("v.txt")).unwrap(), b"");
+    // 65 bytes inserted by hand into a log of three visits.
+    let dir = tempfile::tempdir().unwrap();
+    let host = host_with(dir.path(), Limits::default()).await;
+    for _ in 0..3 {
+        assert_eq!(http.get(host.url("/")).send().await.unwrap().status(), 200);
+    }
+    let log = dir.path().join("visits.txt");
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes.splice(RECORD_LEN..RECORD_LEN, [b'#'; 65]);
+    std::fs::write(&log, &bytes).unwrap();
+    for path in ["/readyz", "/", "/visits", "/metrics"] {
+        let r = http.get(host.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 503, "{path}");
+        let body = r.text().await.unwrap();
+        assert!(body.contains("offset 160"), "{path}: {body}");
+    }
+    assert_eq!(std::fs::read(&log).unwrap(), bytes, "nothing was cut");
+    // The text form never serves bytes that are not records: it stops at the first.
+    let text = http
+        .get(host.url("/visits?format=text"))
+        .send()
+        .await
+        .map(|r| r.status());
+    assert!(!matches!(text, Ok(s) if s == 200), "{text:?}");
+}
+
+/// Sends `request` on a fresh connection; the status of the answer.
+async fn raw_status(addr: SocketAddr, request: &[u8]) -> u16 {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut out = vec![0; 12];
+    stream.read_exact(&mut out).await.unwrap();
+    String::from_utf8_lossy(&out[9..12]).parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_hosts_get_400_at_a_replica_and_at_the_front_and_record_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let replica = host_with(dir.path(), Limits::default()).await;
+    let front = serve_front(vec![Backend {
+        name: "app-wasm-0".into(),
+        addr: replica.addr,
+    }])
+    .await;
+    let bad: [&[u8]; 8] = [
+        b"Host: \xff\r\n",
+        "Host: пример\r\n".as_bytes(),
+        b"Host: a\r\nHost: a\r\n",
+        b"Host: a b\r\n",
+        b"Host: user@evil\r\n",
+        b"Host: x:99999\r\n",
+        b"Host: a/b\r\n",
+        b"",
+    ];
+    for addr in [replica.addr, front] {
+        for host in bad {
+            let request = [b"GET / HTTP/1.1\r\n".as_slice(), host, b"\r\n"].concat();
+            let status = raw_status(addr, &request).await;
+            assert_eq!(status, 400, "{}", String::from_utf8_lossy(host));
+        }
+        let ok = raw_status(addr, b"GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n").await;
+        assert_eq!(ok, 200);
+    }
+    assert_eq!(read_records(&dir.path().join("visits.txt")).len(), 2);
+}
+
+async fn serve_front(backends: Vec<Backend>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let front = Arc::new(Front::new(backends, Balance::RoundRobin, false));
+    tokio::spawn(async move {
+        server::serve(
+            front,
+            listener,
+            &ConnLimits::default(),
+            std::future::pending(),
+        )
+        .await
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_front_resends_only_what_never_reached_a_replica() {
+    // A replica that reads a request, acts on it (counted here), and drops the connection.
+    let acted = Arc::new(AtomicUsize::new(0));
+    let dropper = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dropper_addr = dropper.local_addr().unwrap();
+    let seen = acted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = dropper.accept().await {
+            let mut head = Vec::new();
+            let mut buf = [0; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = conn.read(&mut buf).await.unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                head.extend_from_slice(&buf[..n]);
+            }
+            seen.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let real = host_with(dir.path(), Limits::default()).await;
+    let backends = |first: SocketAddr| {
+        vec![
+            Backend {
+                name: "first".into(),
+                addr: first,
+            },
+            Backend {
+                name: "app-wasm-1".into(),
+                addr: real.addr,
+            },
+        ]
+    };
+    let front = serve_front(backends(dropper_addr)).await;
+    let r = client()
+        .get(format!("http://{front}/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        502,
+        "a request that reached a replica is not sent again"
+    );
+    assert_eq!(
+        acted.load(Ordering::SeqCst),
+        1,
+        "the first replica saw it once"
+    );
+    assert!(
+        !dir.path().join("visits.txt").exists(),
+        "and the second never"
+    );
+
+    // A replica that cannot be reached at all: the request goes to the next one.
+    let gone = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let front = serve_front(backends(gone)).await;
+    let r = client()
+        .get(format!("http://{front}/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(read_records(&dir.path().join("visits.txt")).len(), 1);
+}
+
+#[test]
+fn flags_that_could_never_serve_are_refused_at_start() {
+    for (flag, value) in [
+        ("--max-concurrent", "0"),
+        ("--request-timeout-secs", "0"),
+        ("--head-timeout-secs", "0"),
+        ("--memory-mib", "0"),
+        ("--max-head-bytes", "100"),
+    ] {
+        let out = std::process::Command::new(runner_bin())
+            .args(["up", flag, value])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {stderr}");
+        assert!(stderr.contains(flag), "{flag} {value}: {stderr}");
+    }
+}

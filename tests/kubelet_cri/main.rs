@@ -246,22 +246,10 @@ async fn the_statefulset_runs_on_a_wasm_node_as_kubelet_runs_it() {
     let node = Node::start().await;
     node.import_pause_image();
     println!("{}", node.import_app_image(&template.image));
-    // imagePullPolicy: IfNotPresent: kubelet asks CRI whether the image is there.
-    let image = node
-        .images
-        .clone()
-        .image_status(v1::ImageStatusRequest {
-            image: Some(v1::ImageSpec {
-                image: template.image.clone(),
-                ..Default::default()
-            }),
-            verbose: false,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .image;
-    assert!(image.is_some(), "CRI does not see {}", template.image);
+    // imagePullPolicy: IfNotPresent: kubelet asks CRI whether the image is there, and finds
+    // it; so does RunPodSandbox for the sandbox image.
+    node.wait_indexed(&template.image).await;
+    node.wait_indexed(node::PAUSE_IMAGE).await;
     let node_ready = tier.elapsed();
 
     // podManagementPolicy: Parallel: every pod is created at once, none waits for another.

@@ -15,7 +15,7 @@ use crate::support::repo_root;
 /// The namespace in which containerd's CRI plugin keeps everything it runs.
 const CRI_NAMESPACE: &str = "k8s.io";
 /// The sandbox image, built locally: there is no registry to pull registry.k8s.io/pause from.
-const PAUSE_IMAGE: &str = "localhost/app-wasm-tests/pause:1";
+pub const PAUSE_IMAGE: &str = "localhost/app-wasm-tests/pause:1";
 
 pub struct Node {
     dir: tempfile::TempDir,
@@ -205,6 +205,35 @@ state = "{state}"
         ]);
         self.ctr(&["image", "tag", "--force", &local, reference]);
         built.trim().to_owned()
+    }
+
+    /// Waits until CRI's ImageStatus finds `reference`: the CRI plugin indexes an imported
+    /// image from containerd's events, a moment after `ctr` returns.
+    pub async fn wait_indexed(&self, reference: &str) {
+        let since = Instant::now();
+        loop {
+            let status = self
+                .images
+                .clone()
+                .image_status(app_wasm_cri::v1::ImageStatusRequest {
+                    image: Some(app_wasm_cri::v1::ImageSpec {
+                        image: reference.to_owned(),
+                        ..Default::default()
+                    }),
+                    verbose: false,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            if status.image.is_some() {
+                return;
+            }
+            assert!(
+                since.elapsed() < Duration::from_secs(30),
+                "CRI does not see {reference}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// containerd's log entries about container `id` (every error, with "" for none in

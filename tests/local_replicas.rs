@@ -165,9 +165,7 @@ async fn sigterm_under_load_lets_in_flight_visits_finish_whole() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn front_skips_a_replica_that_is_gone_for_requests_it_can_resend() {
-    use app_wasm_host::front::{Backend, Balance, Front};
-    use app_wasm_host::{server, ConnLimits};
-    use std::sync::Arc;
+    use app_wasm_host::front::Backend;
 
     let data = tempfile::tempdir().unwrap();
     let live = support::start_host(data.path()).await;
@@ -185,18 +183,7 @@ async fn front_skips_a_replica_that_is_gone_for_requests_it_can_resend() {
             addr: live.addr,
         },
     ];
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let front = Arc::new(Front::new(backends, Balance::RoundRobin, false));
-    tokio::spawn(async move {
-        server::serve(
-            front,
-            listener,
-            &ConnLimits::default(),
-            std::future::pending(),
-        )
-        .await
-    });
+    let base = format!("http://{}", support::serve_front(backends).await);
     let http = client();
     for _ in 0..10 {
         let resp = http.get(format!("{base}/")).send().await.unwrap();

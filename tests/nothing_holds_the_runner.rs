@@ -10,10 +10,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use app_wasm_host::front::{Backend, Balance, Front};
-use app_wasm_host::{server, ConnLimits, Limits, RunningServer, ServeConfig};
+use app_wasm_host::front::Backend;
+use app_wasm_host::{Limits, RunningServer, ServeConfig};
 use support::runner::{runner_bin, Runner};
-use support::{client, read_records, runtime, RECORD_LEN};
+use support::{client, read_records, runtime, serve_front, RECORD_LEN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn host_with(dir: &Path, limits: Limits) -> RunningServer {
@@ -279,22 +279,6 @@ async fn malformed_hosts_get_400_at_a_replica_and_at_the_front_and_record_nothin
         assert_eq!(ok, 200);
     }
     assert_eq!(read_records(&dir.path().join("visits.txt")).len(), 2);
-}
-
-async fn serve_front(backends: Vec<Backend>) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let front = Arc::new(Front::new(backends, Balance::RoundRobin, false));
-    tokio::spawn(async move {
-        server::serve(
-            front,
-            listener,
-            &ConnLimits::default(),
-            std::future::pending(),
-        )
-        .await
-    });
-    addr
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -332,12 +332,7 @@ impl Kubelet<'_> {
             linux: Some(v1::LinuxPodSandboxConfig {
                 cgroup_parent: self.cgroup_parent(pod),
                 security_context: Some(v1::LinuxSandboxSecurityContext {
-                    namespace_options: Some(v1::NamespaceOption {
-                        network: v1::NamespaceMode::Node as i32,
-                        pid: v1::NamespaceMode::Container as i32,
-                        ipc: v1::NamespaceMode::Pod as i32,
-                        ..Default::default()
-                    }),
+                    namespace_options: Some(namespaces()),
                     run_as_user: Some(Int64Value {
                         value: t.run_as_user,
                     }),
@@ -505,12 +500,7 @@ impl Kubelet<'_> {
                 ..Default::default()
             }),
             privileged: sc["privileged"].as_bool().unwrap_or(false),
-            namespace_options: Some(v1::NamespaceOption {
-                network: v1::NamespaceMode::Node as i32,
-                pid: v1::NamespaceMode::Container as i32,
-                ipc: v1::NamespaceMode::Pod as i32,
-                ..Default::default()
-            }),
+            namespace_options: Some(namespaces()),
             run_as_user: Some(Int64Value {
                 value: t.run_as_user,
             }),
@@ -754,6 +744,17 @@ impl Kubelet<'_> {
                 pod_sandbox_id: pod.sandbox.clone(),
             })
             .await;
+    }
+}
+
+/// The node's network (no CNI here), the pod's IPC, the container's own PIDs (kubelet's
+/// default without shareProcessNamespace).
+fn namespaces() -> v1::NamespaceOption {
+    v1::NamespaceOption {
+        network: v1::NamespaceMode::Node as i32,
+        pid: v1::NamespaceMode::Container as i32,
+        ipc: v1::NamespaceMode::Pod as i32,
+        ..Default::default()
     }
 }
 

@@ -134,14 +134,25 @@ state = "{state}"
         self.dir.path()
     }
 
-    pub fn ctr(&self, args: &[&str]) -> String {
-        let out = Command::new("ctr")
-            .arg("--address")
+    fn ctr_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("ctr");
+        cmd.arg("--address")
             .arg(self.dir.path().join("containerd.sock"))
             .args(["--namespace", CRI_NAMESPACE])
-            .args(args)
+            .args(args);
+        cmd
+    }
+
+    /// `ctr` for clean-up: its output, or nothing if it failed.
+    fn ctr_quietly(&self, args: &[&str]) -> String {
+        self.ctr_command(args)
             .output()
-            .expect("running ctr");
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
+    pub fn ctr(&self, args: &[&str]) -> String {
+        let out = self.ctr_command(args).output().expect("running ctr");
         assert!(
             out.status.success(),
             "ctr {args:?}: {}",
@@ -288,36 +299,12 @@ impl Drop for Node {
     fn drop(&mut self) {
         // Sandboxes and containers still running (a failed test) are killed with the daemon's
         // shims; their mounts and cgroups are cleaned up below.
-        let ids = Command::new("ctr")
-            .arg("--address")
-            .arg(self.dir.path().join("containerd.sock"))
-            .args(["--namespace", CRI_NAMESPACE, "task", "ls", "-q"])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default();
+        let ids = self.ctr_quietly(&["task", "ls", "-q"]);
         for id in ids.lines() {
-            let _ = Command::new("ctr")
-                .arg("--address")
-                .arg(self.dir.path().join("containerd.sock"))
-                .args([
-                    "--namespace",
-                    CRI_NAMESPACE,
-                    "task",
-                    "kill",
-                    "-s",
-                    "SIGKILL",
-                    id,
-                ])
-                .status();
+            self.ctr_quietly(&["task", "kill", "-s", "SIGKILL", id]);
             let _ = std::fs::remove_dir_all(format!("/run/containerd/spin/{CRI_NAMESPACE}/{id}"));
         }
-        let containers = Command::new("ctr")
-            .arg("--address")
-            .arg(self.dir.path().join("containerd.sock"))
-            .args(["--namespace", CRI_NAMESPACE, "containers", "ls", "-q"])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default();
+        let containers = self.ctr_quietly(&["containers", "ls", "-q"]);
         let _ = self.daemon.kill();
         let _ = self.daemon.wait();
         // The shim leaves the cgroups it made (`/k8s.io/ID`, and the sandbox's under the pod's

@@ -245,6 +245,19 @@ pub fn sqlite_records(db: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The load-balancing front over `backends`, round-robin, on a free loopback port.
+pub async fn serve_front(backends: Vec<app_wasm_host::front::Backend>) -> std::net::SocketAddr {
+    use app_wasm_host::front::{Balance, Front};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let front = Arc::new(Front::new(backends, Balance::RoundRobin, false));
+    let limits = app_wasm_host::ConnLimits::default();
+    tokio::spawn(async move {
+        app_wasm_host::server::serve(front, listener, &limits, std::future::pending()).await
+    });
+    addr
+}
+
 /// A free loopback port for a runtime we start as a child process.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -148,7 +148,71 @@ pub fn load_component(
         std::fs::rename(&tmp, &path)
     });
     Ok(match stored {
-        Ok(()) => (component, Loaded::CompiledAndCached(elapsed, path)),
+        Ok(()) => {
+            prune_cache(&dir, &path, CACHE_KEEP);
+            (component, Loaded::CompiledAndCached(elapsed, path))
+        }
         Err(_) => (component, Loaded::Compiled(elapsed)),
     })
+}
+
+/// Compiled components kept in the cache: each rebuild of the component or of the runner
+/// adds one (a few MB), so without a bound the cache only grows.
+pub const CACHE_KEEP: usize = 4;
+
+/// Removes all but the `keep` most recently written `app-wasm-*.cwasm` files in `dir`, never
+/// `current` (the one just written).
+pub fn prune_cache(dir: &Path, current: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut cached: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("app-wasm-") && n.ends_with(".cwasm"))
+                && p != current
+        })
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .collect();
+    cached.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+    for (_, old) in cached.into_iter().skip(keep.saturating_sub(1)) {
+        let _ = std::fs::remove_file(old);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_keeps_the_newest_few_and_the_current_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = std::time::SystemTime::now();
+        for i in 0..6u64 {
+            let p = dir.path().join(format!("app-wasm-{i:016x}.cwasm"));
+            std::fs::write(&p, "x").unwrap();
+            let f = std::fs::File::options().write(true).open(&p).unwrap();
+            f.set_modified(now - Duration::from_secs(100 - i)).unwrap();
+        }
+        std::fs::write(dir.path().join("unrelated.txt"), "x").unwrap();
+        let current = dir.path().join(format!("app-wasm-{:016x}.cwasm", 0));
+        prune_cache(dir.path(), &current, 3);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "app-wasm-0000000000000000.cwasm",
+                "app-wasm-0000000000000004.cwasm",
+                "app-wasm-0000000000000005.cwasm",
+                "unrelated.txt"
+            ]
+        );
+    }
 }

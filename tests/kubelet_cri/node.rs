@@ -302,11 +302,24 @@ impl Drop for Node {
         let ids = self.ctr_quietly(&["task", "ls", "-q"]);
         for id in ids.lines() {
             self.ctr_quietly(&["task", "kill", "-s", "SIGKILL", id]);
+            self.ctr_quietly(&["task", "delete", "--force", id]);
             let _ = std::fs::remove_dir_all(format!("/run/containerd/spin/{CRI_NAMESPACE}/{id}"));
         }
         let containers = self.ctr_quietly(&["containers", "ls", "-q"]);
         let _ = self.daemon.kill();
         let _ = self.daemon.wait();
+        // Shims outlive containerd by design; those of this node (a failed run's sandboxes)
+        // are found by the socket they were given and killed.
+        let socket = self.dir.path().join("containerd.sock");
+        for pid in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let cmdline = std::fs::read(pid.path().join("cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            if cmdline.contains("containerd-shim") && cmdline.contains(&*socket.to_string_lossy()) {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.file_name().to_string_lossy()])
+                    .status();
+            }
+        }
         // The shim leaves the cgroups it made (`/k8s.io/ID`, and the sandbox's under the pod's
         // parent); kubelet would remove the pod's. Both are this run's only.
         for controller in std::fs::read_dir("/sys/fs/cgroup")

@@ -4,7 +4,6 @@
 
 pub mod contract;
 pub mod k8s;
-pub mod runner;
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -17,8 +16,16 @@ use app_wasm_host::{RunningServer, Runtime, ServeConfig};
 /// The log's record width, as the component defines it.
 pub const RECORD_LEN: usize = app_wasm::record::RECORD_LEN as usize;
 
+/// The workspace root (this module is compiled into the root package's tests and the host's).
 pub fn repo_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .ancestors()
+            .find(|dir| dir.join("spin.toml").is_file())
+            .expect("spin.toml above CARGO_MANIFEST_DIR")
+            .to_owned()
+    })
 }
 
 /// `cargo build --release ARGS` in the repo (the build lock makes concurrent test binaries

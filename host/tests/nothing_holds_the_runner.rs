@@ -2,6 +2,8 @@
 //! deadline; readiness tells the truth about the log; the front never sends a request twice.
 //! Each against the real component under the real host, over real TCP on loopback.
 
+mod runner;
+#[path = "../../tests/support/mod.rs"]
 mod support;
 
 use std::net::SocketAddr;
@@ -12,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use app_wasm_host::front::Backend;
 use app_wasm_host::{Limits, RunningServer, ServeConfig};
-use support::runner::{runner_bin, Runner};
+use runner::{runner_bin, Runner};
 use support::{client, read_records, runtime, serve_front, RECORD_LEN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -1,24 +1,19 @@
-//! The local runner binary (`app-wasm`, the host package's bin) as users run it: a child
-//! process we can SIGTERM (graceful) or SIGKILL (a crash), found by the state file it writes.
+//! The local runner binary (`app-wasm`, this package's bin) as users run it: a child process
+//! we can SIGTERM (graceful) or SIGKILL (a crash), found by the state file it writes. Cargo
+//! builds the binary with the tests (`CARGO_BIN_EXE_app-wasm`): one build of wasmtime.
+#![allow(dead_code)] // each test binary uses its own part of this module
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{cargo_build, component};
+use crate::support::component;
 
-/// `target/release/app-wasm`, built once per test binary.
+/// The runner binary Cargo built for these tests.
 pub fn runner_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        cargo_build(
-            &["-p", "app-wasm-host", "--bin", "app-wasm"],
-            "target/release/app-wasm",
-        )
-    })
+    Path::new(env!("CARGO_BIN_EXE_app-wasm"))
 }
 
 /// `app-wasm up --listen 127.0.0.1:0 --data DATA` plus `extra` args, running.

@@ -1,12 +1,14 @@
 //! The StatefulSet on a laptop: `app-wasm up --replicas 3` (the real runner binary) with its
 //! front, per-replica data dirs and `app-wasm show`, checked against what is on disk.
 
+mod runner;
+#[path = "../../tests/support/mod.rs"]
 mod support;
 
 use std::collections::BTreeMap;
 
+use runner::{show, signal, Runner};
 use serde_json::Value;
-use support::runner::{show, signal, Runner};
 use support::{client, read_records, visit_count};
 
 const REPLICAS: usize = 3;

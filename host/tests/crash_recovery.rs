@@ -4,13 +4,15 @@
 //! agree, and new visits must append cleanly. `APP_WASM_CRASH_ROUNDS` (default 20) sets the
 //! number of rounds.
 
+mod runner;
+#[path = "../../tests/support/mod.rs"]
 mod support;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use app_wasm::record::{decode, RECORD_LEN};
-use support::runner::Runner;
+use runner::Runner;
 use support::{client, visit_count, visit_until_gone};
 
 const CLIENTS: usize = 64;

@@ -1,9 +1,11 @@
 //! The HTTP contract of one replica, checked against any runtime serving the component on
 //! `base`, with what is on the volume read directly as the ground truth. Starts empty.
 
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
+use futures::FutureExt;
 use reqwest::{header, Method, StatusCode};
 use serde_json::Value;
 
@@ -37,52 +39,111 @@ impl Volume<'_> {
 
 const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 
+/// Runs every check of the contract in order and reports all failures at the end, not only
+/// the first: each check is named, and the panic message of each failed one is kept.
 pub async fn check_contract(base: &str, volume: Volume<'_>) {
-    let http = client();
-    let url = |path: &str| format!("{base}{path}");
     assert!(
         volume.records().is_empty(),
         "contract check needs an empty volume"
     );
+    let c = Ctx {
+        http: client(),
+        base,
+        volume,
+    };
+    let mut failed = Vec::new();
+    let mut ran = 0;
+    macro_rules! check {
+        ($name:ident) => {
+            ran += 1;
+            if let Err(panic) = AssertUnwindSafe($name(&c)).catch_unwind().await {
+                failed.push(format!("{}: {}", stringify!($name), panic_message(&panic)));
+            }
+        };
+    }
+    check!(root_records_one_visit_per_negotiated_form);
+    check!(head_matches_get_and_records_nothing);
+    check!(visits_summary_and_text_equal_the_volume);
+    check!(tail_serves_the_latest_records);
+    check!(visits_refuses_a_bad_query);
+    check!(probes_answer_ready_and_leave_nothing_behind);
+    check!(metrics_equal_the_volume);
+    check!(errors_are_precise_and_record_nothing);
+    assert!(
+        failed.is_empty(),
+        "{} of {ran} contract checks failed on {base}:\n  {}",
+        failed.len(),
+        failed.join("\n  ")
+    );
+}
 
-    // GET / with no Accept, */* and a browser's Accept: JSON, JSON, HTML; one visit each.
+/// What every check gets: the client, the replica's URL, and the volume to read.
+struct Ctx<'a> {
+    http: reqwest::Client,
+    base: &'a str,
+    volume: Volume<'a>,
+}
+
+impl Ctx<'_> {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.unwrap()
+    }
+
+    async fn get_accepting(&self, path: &str, accept: &str) -> reqwest::Response {
+        let req = self.http.get(self.url(path)).header(header::ACCEPT, accept);
+        req.send().await.unwrap()
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    match (panic.downcast_ref::<String>(), panic.downcast_ref::<&str>()) {
+        (Some(s), _) => s.clone(),
+        (_, Some(s)) => (*s).to_owned(),
+        _ => "panicked".into(),
+    }
+}
+
+/// GET / with no Accept, */* and a browser's Accept: JSON, JSON, HTML; one visit each, and
+/// the time shown is the time recorded, byte for byte.
+async fn root_records_one_visit_per_negotiated_form(c: &Ctx<'_>) {
+    let before_count = c.volume.records().len();
     let before = Utc::now();
-    let resp = http.get(url("/")).send().await.unwrap();
+    let resp = c.get("/").await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_content_type(&resp, "application/json");
     let home: Value = resp.json().await.unwrap();
-    let shown = DateTime::parse_from_rfc3339(home["moscow_time"].as_str().unwrap()).unwrap();
+    let shown_text = home["moscow_time"].as_str().unwrap();
+    let shown = DateTime::parse_from_rfc3339(shown_text).unwrap();
     assert_eq!(shown.offset().local_minus_utc(), 3 * 3600, "{home}");
     let drift = (shown.with_timezone(&Utc) - before).num_seconds().abs();
     assert!(drift < 5, "shown time is {drift}s away from now");
     assert_eq!(home["recorded"], true);
-    let recorded = volume.records();
-    assert_eq!(recorded, [home["moscow_time"].as_str().unwrap()]);
+    assert_eq!(
+        c.volume.records().last().map(String::as_str),
+        Some(shown_text)
+    );
 
-    let resp = http
-        .get(url("/"))
-        .header(header::ACCEPT, "*/*")
-        .send()
-        .await
-        .unwrap();
+    let resp = c.get_accepting("/", "*/*").await;
     assert_content_type(&resp, "application/json");
-    let resp = http
-        .get(url("/"))
-        .header(header::ACCEPT, BROWSER_ACCEPT)
-        .send()
-        .await
-        .unwrap();
+    let resp = c.get_accepting("/", BROWSER_ACCEPT).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_content_type(&resp, "text/html");
     let page = resp.text().await.unwrap();
     assert!(page.contains("Moscow") && page.contains("+03:00"), "{page}");
-    assert_eq!(volume.records().len(), 3);
+    assert_eq!(c.volume.records().len(), before_count + 3);
+}
 
-    // HEAD: a GET's status and headers, no body, no visit.
+/// HEAD: a GET's status and headers, no body, no visit.
+async fn head_matches_get_and_records_nothing(c: &Ctx<'_>) {
     for path in ["/", "/visits", "/metrics", "/healthz"] {
-        let get = http.get(url(path)).send().await.unwrap();
+        let get = c.get(path).await;
         let get_type = get.headers()[header::CONTENT_TYPE].clone();
-        let head = http.head(url(path)).send().await.unwrap();
+        let before = c.volume.records().len();
+        let head = c.http.head(c.url(path)).send().await.unwrap();
         assert_eq!(head.status(), StatusCode::OK, "HEAD {path}");
         assert_eq!(
             head.headers()[header::CONTENT_TYPE],
@@ -93,62 +154,59 @@ pub async fn check_contract(base: &str, volume: Volume<'_>) {
             head.bytes().await.unwrap().is_empty(),
             "HEAD {path} sent a body"
         );
+        assert_eq!(c.volume.records().len(), before, "HEAD {path} recorded");
     }
-    assert_eq!(volume.records().len(), 4, "only the GET / above may record");
+}
 
-    // /visits: JSON summary matches the file; the text form is the file itself.
-    let records = volume.records();
-    let visits: Value = http
-        .get(url("/visits"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+/// /visits: the JSON summary matches the volume; the text form is the log itself.
+async fn visits_summary_and_text_equal_the_volume(c: &Ctx<'_>) {
+    c.get("/").await;
+    let records = c.volume.records();
+    let visits: Value = c.get("/visits").await.json().await.unwrap();
     assert_eq!(visits["visits"], records.len() as u64, "{visits}");
     assert_eq!(visits["first"], records[0].as_str());
     assert_eq!(visits["last"], records[records.len() - 1].as_str());
     let on_disk: String = records.iter().map(|r| format!("{r}\n")).collect();
-    for req in [
-        http.get(url("/visits"))
-            .header(header::ACCEPT, "text/plain"),
-        http.get(url("/visits?format=text")),
+    for resp in [
+        c.get_accepting("/visits", "text/plain").await,
+        c.get("/visits?format=text").await,
     ] {
-        let resp = req.send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
         assert_content_type(&resp, "text/plain");
         assert_eq!(resp.text().await.unwrap(), on_disk);
     }
-    // ?tail=N: the latest N records, in both forms; works on every store.
-    let latest: String = records[2..].iter().map(|r| format!("{r}\n")).collect();
-    let resp = http
-        .get(url("/visits?format=text&tail=2"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.text().await.unwrap(), latest);
-    let resp = http.get(url("/visits?tail=2")).send().await.unwrap();
-    assert_eq!(
-        resp.json::<Value>().await.unwrap()["tail"],
-        serde_json::json!(records[2..])
-    );
-    for bad in ["format=yaml", "tail=-1", "tail=many"] {
-        let resp = http
-            .get(url(&format!("/visits?{bad}")))
-            .send()
-            .await
-            .unwrap();
-        assert_error(resp, StatusCode::BAD_REQUEST).await;
-    }
+}
 
-    // Probes.
-    let resp = http.get(url("/healthz")).send().await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let resp = http.get(url("/readyz")).send().await.unwrap();
+/// ?tail=N: the latest N records, in both forms, on every store.
+async fn tail_serves_the_latest_records(c: &Ctx<'_>) {
+    c.get("/").await;
+    c.get("/").await;
+    let records = c.volume.records();
+    let latest = &records[records.len() - 2..];
+    let text = c.get("/visits?format=text&tail=2").await.text().await;
+    let lines: String = latest.iter().map(|r| format!("{r}\n")).collect();
+    assert_eq!(text.unwrap(), lines);
+    let json: Value = c.get("/visits?tail=2").await.json().await.unwrap();
+    assert_eq!(json["tail"], serde_json::json!(latest));
+}
+
+async fn visits_refuses_a_bad_query(c: &Ctx<'_>) {
+    for bad in ["format=yaml", "tail=-1", "tail=many"] {
+        assert_error(
+            c.get(&format!("/visits?{bad}")).await,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    }
+}
+
+/// Liveness and readiness; the readiness probe's write leaves no file behind.
+async fn probes_answer_ready_and_leave_nothing_behind(c: &Ctx<'_>) {
+    assert_eq!(c.get("/healthz").await.status(), StatusCode::OK);
+    let resp = c.get("/readyz").await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.json::<Value>().await.unwrap()["status"], "ready");
-    if let Volume::Dir(dir) = volume {
+    if let Volume::Dir(dir) = c.volume {
         let left: Vec<_> = std::fs::read_dir(dir).unwrap().collect();
         assert_eq!(
             left.len(),
@@ -156,79 +214,57 @@ pub async fn check_contract(base: &str, volume: Volume<'_>) {
             "readiness probe must leave only visits.txt: {left:?}"
         );
     }
+}
 
-    // Metrics, as Prometheus scrapes them.
-    let resp = http
-        .get(url("/metrics"))
-        .header(
-            header::ACCEPT,
-            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
-        )
-        .send()
-        .await
-        .unwrap();
+/// Metrics, as Prometheus scrapes them, agree with the volume.
+async fn metrics_equal_the_volume(c: &Ctx<'_>) {
+    let prometheus =
+        "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    let resp = c.get_accepting("/metrics", prometheus).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_content_type(&resp, "text/plain; version=0.0.4");
     let text = resp.text().await.unwrap();
-    let n = records.len();
-    assert!(
-        text.contains(&format!("\napp_wasm_visits_total {n}\n")),
-        "{text}"
-    );
-    let bytes = volume.store_bytes();
-    assert!(
-        text.contains(&format!(
-            "
-app_wasm_visits_log_bytes {bytes}
-"
-        )),
-        "{text}"
-    );
-    assert!(
-        text.contains("# TYPE app_wasm_visits_total counter\n"),
-        "{text}"
-    );
+    let n = c.volume.records().len();
+    let bytes = c.volume.store_bytes();
+    for line in [
+        "# TYPE app_wasm_visits_total counter".to_owned(),
+        format!("app_wasm_visits_total {n}"),
+        format!("app_wasm_visits_log_bytes {bytes}"),
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+    }
+}
 
-    // Errors: precise status, JSON body, nothing recorded.
-    assert_error(
-        http.get(url("/nope")).send().await.unwrap(),
-        StatusCode::NOT_FOUND,
-    )
-    .await;
-    assert_error(
-        http.get(url("/visits/")).send().await.unwrap(),
-        StatusCode::NOT_FOUND,
-    )
-    .await;
-    let resp = http
-        .get(url("/"))
-        .header(header::ACCEPT, "image/png")
-        .send()
-        .await
-        .unwrap();
+/// Errors: precise status, JSON body, nothing recorded.
+async fn errors_are_precise_and_record_nothing(c: &Ctx<'_>) {
+    let n = c.volume.records().len();
+    assert_error(c.get("/nope").await, StatusCode::NOT_FOUND).await;
+    assert_error(c.get("/visits/").await, StatusCode::NOT_FOUND).await;
+    let resp = c.get_accepting("/", "image/png").await;
     assert_error(resp, StatusCode::NOT_ACCEPTABLE).await;
     for method in [Method::POST, Method::PUT, Method::DELETE, Method::PATCH] {
-        let resp = http.request(method.clone(), url("/")).send().await.unwrap();
+        let resp = c
+            .http
+            .request(method.clone(), c.url("/"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.headers()[header::ALLOW], "GET, HEAD", "{method}");
         assert_error(resp, StatusCode::METHOD_NOT_ALLOWED).await;
     }
     // A large body on a route that takes none: refused without being read into memory, by
     // the component (405) or by a host that checks Content-Length first (ours: 413).
     let big = vec![b'x'; 8 << 20];
-    let resp = http.post(url("/visits")).body(big).send().await;
-    if let Ok(resp) = resp {
+    if let Ok(resp) = c.http.post(c.url("/visits")).body(big).send().await {
         let status = resp.status();
-        assert!(
-            [
-                StatusCode::METHOD_NOT_ALLOWED,
-                StatusCode::PAYLOAD_TOO_LARGE
-            ]
-            .contains(&status),
-            "{status}"
-        );
+        let refused = [
+            StatusCode::METHOD_NOT_ALLOWED,
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ];
+        assert!(refused.contains(&status), "{status}");
         assert_error(resp, status).await;
     } // a server may also close the connection on an unread body; either way no visit
-    assert_eq!(volume.records().len(), n, "errors must not record visits");
+    assert_eq!(c.volume.records().len(), n, "errors must not record visits");
 }
 
 fn assert_content_type(resp: &reqwest::Response, prefix: &str) {

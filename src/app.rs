@@ -1,22 +1,54 @@
 //! The HTTP contract of one replica, as plain Rust: a request in, a reply out. The Spin
 //! adapter (`spin_entry`) only translates; everything testable lives here.
 
+use http::{Method, StatusCode};
 use serde::Serialize;
 
-use crate::metrics::{self, LogFigures};
+use crate::metrics;
 use crate::moscow_time::UTC_OFFSET;
 use crate::negotiate;
-use crate::record::RECORD_LEN;
-use crate::visit_log::{self, StoreError, VisitLog};
+use crate::visit_log::{self, Span, StoreError, VisitLog};
 
-const JSON: &str = "application/json";
-const HTML: &str = "text/html; charset=utf-8";
-const TEXT: &str = "text/plain; charset=utf-8";
 const GET_HEAD: &str = "GET, HEAD";
+
+/// The forms a route can answer in, chosen by `Accept` or `?format=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Html,
+    Text,
+}
+
+impl Format {
+    /// The media type `Accept` names it by.
+    fn media_type(self) -> &'static str {
+        match self {
+            Format::Json => "application/json",
+            Format::Html => "text/html",
+            Format::Text => "text/plain",
+        }
+    }
+
+    /// The `Content-Type` it is sent with.
+    fn content_type(self) -> &'static str {
+        match self {
+            Format::Json => "application/json",
+            Format::Html => "text/html; charset=utf-8",
+            Format::Text => "text/plain; charset=utf-8",
+        }
+    }
+
+    /// The best of `offered` (first = default) for an `Accept` header; `None`: a 406.
+    fn negotiate(accept: Option<&str>, offered: &[Format]) -> Option<Format> {
+        let types: Vec<&str> = offered.iter().map(|f| f.media_type()).collect();
+        let chosen = negotiate::choose(accept, &types)?;
+        offered.iter().copied().find(|f| f.media_type() == chosen)
+    }
+}
 
 /// The parts of a request the contract looks at. The body is never read: no route takes one.
 pub struct Request<'a> {
-    pub method: &'a str,
+    pub method: &'a Method,
     /// Path and query, e.g. `/visits?format=text`.
     pub target: &'a str,
     pub accept: Option<&'a str>,
@@ -28,16 +60,13 @@ pub struct Request<'a> {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Body {
     Bytes(Vec<u8>),
-    /// `len` bytes of the visit log (whole records only), after its first `skip` records.
-    Log {
-        skip: u64,
-        len: u64,
-    },
+    /// These records of the visit log, in its text form.
+    Log(Span),
 }
 
 #[derive(Debug)]
 pub struct Reply {
-    pub status: u16,
+    pub status: StatusCode,
     pub headers: Vec<(&'static str, String)>,
     pub body: Body,
     /// A HEAD request: send the headers a GET would get, and no body.
@@ -45,7 +74,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn new(status: u16, content_type: &str, body: Vec<u8>) -> Self {
+    fn new(status: StatusCode, content_type: &str, body: Vec<u8>) -> Self {
         Reply {
             status,
             headers: vec![
@@ -57,24 +86,15 @@ impl Reply {
         }
     }
 
-    fn json(status: u16, value: &impl Serialize) -> Self {
-        let mut body = serde_json::to_vec(value).expect("plain structs serialize");
-        body.push(b'\n');
-        Self::new(status, JSON, body)
+    fn json(status: StatusCode, value: &impl Serialize) -> Self {
+        Self::new(status, Format::Json.content_type(), json_line(value))
     }
 
-    pub fn error(status: u16, message: impl Into<String>) -> Self {
-        #[derive(Serialize)]
-        struct Error {
-            error: String,
-            status: u16,
-        }
-        Self::json(
+    pub fn error(status: StatusCode, message: impl Into<String>) -> Self {
+        Self::new(
             status,
-            &Error {
-                error: message.into(),
-                status,
-            },
+            Format::Json.content_type(),
+            error_body(status, &message.into()),
         )
     }
 
@@ -93,7 +113,7 @@ impl Reply {
     pub fn body_len(&self) -> u64 {
         match &self.body {
             Body::Bytes(b) => b.len() as u64,
-            Body::Log { len, .. } => *len,
+            Body::Log(span) => span.text_len(),
         }
     }
 }
@@ -109,6 +129,26 @@ impl From<StoreError> for Reply {
     }
 }
 
+fn json_line(value: &impl Serialize) -> Vec<u8> {
+    let mut body = serde_json::to_vec(value).expect("plain structs serialize");
+    body.push(b'\n');
+    body
+}
+
+/// Every error's body, the component's and the local runner's alike:
+/// `{"error": "...", "status": N}` and a newline.
+pub fn error_body(status: StatusCode, message: &str) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Error<'a> {
+        error: &'a str,
+        status: u16,
+    }
+    json_line(&Error {
+        error: message,
+        status: status.as_u16(),
+    })
+}
+
 /// Serves one request. `now` is the Moscow timestamp to show and, for `GET /`, to record.
 /// Every reply, errors included, names the replica that sent it.
 pub fn handle(req: &Request, log: &dyn VisitLog, now: &str) -> Reply {
@@ -122,14 +162,14 @@ pub fn handle(req: &Request, log: &dyn VisitLog, now: &str) -> Reply {
 fn route(req: &Request, log: &dyn VisitLog, now: &str) -> Reply {
     let (path, query) = req.target.split_once('?').unwrap_or((req.target, ""));
     let Some(route) = Route::from_path(path) else {
-        return Reply::error(404, format!("no route for {path}"));
+        return Reply::error(StatusCode::NOT_FOUND, format!("no route for {path}"));
     };
-    let head_only = match req.method {
-        "GET" => false,
-        "HEAD" => true,
-        other => {
+    let head_only = match *req.method {
+        Method::GET => false,
+        Method::HEAD => true,
+        ref other => {
             return Reply::error(
-                405,
+                StatusCode::METHOD_NOT_ALLOWED,
                 format!("{other} is not allowed on {path}; use GET or HEAD"),
             )
             .with_header("allow", GET_HEAD)
@@ -138,22 +178,17 @@ fn route(req: &Request, log: &dyn VisitLog, now: &str) -> Reply {
     let mut reply = match route {
         Route::Home => home(req, log, now, !head_only),
         Route::Visits => visits(req, query, log),
-        Route::Health => Reply::json(200, &serde_json::json!({"status": "ok"})),
+        Route::Health => Reply::json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
         Route::Ready => match log.check_ready() {
-            Ok(()) => Reply::json(200, &serde_json::json!({"status": "ready"})),
+            Ok(()) => Reply::json(StatusCode::OK, &serde_json::json!({"status": "ready"})),
             // Probes read the status alone: any reason not to send traffic here is a 503.
-            Err(e) => Reply::error(503, format!("not ready: {e}")),
+            Err(e) => Reply::error(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}")),
         },
         Route::Metrics => match log.summary() {
             Ok(s) => Reply::new(
-                200,
+                StatusCode::OK,
                 metrics::CONTENT_TYPE,
-                metrics::render(&LogFigures {
-                    visits: s.visits,
-                    log_bytes: s.log_bytes,
-                    torn_bytes: s.torn_bytes,
-                })
-                .into_bytes(),
+                metrics::render(&s).into_bytes(),
             ),
             Err(e) => e.into(),
         },
@@ -183,16 +218,17 @@ impl Route {
     }
 }
 
-fn not_acceptable(offered: &[&str]) -> Reply {
+fn not_acceptable(offered: &[Format]) -> Reply {
+    let types: Vec<&str> = offered.iter().map(|f| f.media_type()).collect();
     Reply::error(
-        406,
-        format!("can only answer with {}", offered.join(" or ")),
+        StatusCode::NOT_ACCEPTABLE,
+        format!("can only answer with {}", types.join(" or ")),
     )
 }
 
 fn home(req: &Request, log: &dyn VisitLog, now: &str, record: bool) -> Reply {
-    const OFFERED: &[&str] = &[JSON, "text/html"];
-    let Some(kind) = negotiate::choose(req.accept, OFFERED) else {
+    const OFFERED: &[Format] = &[Format::Json, Format::Html];
+    let Some(format) = Format::negotiate(req.accept, OFFERED) else {
         return not_acceptable(OFFERED);
     };
     if record {
@@ -200,7 +236,7 @@ fn home(req: &Request, log: &dyn VisitLog, now: &str, record: bool) -> Reply {
             return e.into();
         }
     }
-    if kind == JSON {
+    if format == Format::Json {
         #[derive(Serialize)]
         struct Home<'a> {
             moscow_time: &'a str,
@@ -214,13 +250,14 @@ fn home(req: &Request, log: &dyn VisitLog, now: &str, record: bool) -> Reply {
             recorded: record,
             replica: req.replica,
         };
-        Reply::json(200, &home)
+        Reply::json(StatusCode::OK, &home)
     } else {
-        Reply::new(200, HTML, home_page(now, req.replica).into_bytes())
+        let page = home_page(now, req.replica).into_bytes();
+        Reply::new(StatusCode::OK, Format::Html.content_type(), page)
     }
 }
 
-/// `replica` is a checked name (`replica::name_from`): safe in HTML as is.
+/// `replica` is a checked name (`replica_name::name_from`): safe in HTML as is.
 fn home_page(now: &str, replica: Option<&str>) -> String {
     let served_by = replica.map_or(String::new(), |r| format!(" by <code>{r}</code>"));
     format!(
@@ -237,30 +274,30 @@ fn home_page(now: &str, replica: Option<&str>) -> String {
 pub const MAX_JSON_TAIL: u64 = 1000;
 
 fn visits(req: &Request, query: &str, log: &dyn VisitLog) -> Reply {
-    const OFFERED: &[&str] = &[JSON, "text/plain"];
+    const OFFERED: &[Format] = &[Format::Json, Format::Text];
     // `?format=` exists for clients that cannot set Accept (`kubectl get --raw`, a browser bar).
-    let kind = match query_param(query, "format") {
-        Some("json") => Some(JSON),
-        Some("text") => Some("text/plain"),
+    let format = match query_param(query, "format") {
+        Some("json") => Some(Format::Json),
+        Some("text") => Some(Format::Text),
         Some(other) => {
-            return Reply::error(400, format!("format={other} is not one of: json, text"))
+            return Reply::error(
+                StatusCode::BAD_REQUEST,
+                format!("format={other} is not one of: json, text"),
+            )
         }
-        None => negotiate::choose(req.accept, OFFERED),
+        None => Format::negotiate(req.accept, OFFERED),
     };
-    let Some(kind) = kind else {
+    let Some(format) = format else {
         return not_acceptable(OFFERED);
     };
+    let json = format == Format::Json;
     let tail = match query_param(query, "tail").map(str::parse::<u64>) {
         None => None,
-        Some(Ok(n)) if kind != JSON || n <= MAX_JSON_TAIL => Some(n),
+        Some(Ok(n)) if !json || n <= MAX_JSON_TAIL => Some(n),
         Some(_) => {
-            let limit = if kind == JSON {
-                MAX_JSON_TAIL
-            } else {
-                u64::MAX
-            };
+            let limit = if json { MAX_JSON_TAIL } else { u64::MAX };
             return Reply::error(
-                400,
+                StatusCode::BAD_REQUEST,
                 format!("tail must be a whole number from 0 to {limit}"),
             );
         }
@@ -269,10 +306,8 @@ fn visits(req: &Request, query: &str, log: &dyn VisitLog) -> Reply {
         Ok(s) => s,
         Err(e) => return e.into(),
     };
-    // Both stores hold whole fixed-width records, so offsets follow from the count.
-    let skip = tail.map_or(0, |n| summary.visits.saturating_sub(n));
-    let len = (summary.visits - skip) * RECORD_LEN;
-    if kind == JSON {
+    let span = Span::latest(summary.visits, tail);
+    if json {
         #[derive(Serialize)]
         struct Visits<'a> {
             visits: u64,
@@ -282,15 +317,12 @@ fn visits(req: &Request, query: &str, log: &dyn VisitLog) -> Reply {
             #[serde(skip_serializing_if = "Option::is_none")]
             tail: Option<Vec<String>>,
         }
-        let tail = match tail
-            .map(|_| visit_log::timestamps(log, skip, len))
-            .transpose()
-        {
+        let tail = match tail.map(|_| visit_log::timestamps(log, span)).transpose() {
             Ok(tail) => tail,
             Err(e) => return e.into(),
         };
         Reply::json(
-            200,
+            StatusCode::OK,
             &Visits {
                 visits: summary.visits,
                 first: summary.first,
@@ -300,8 +332,8 @@ fn visits(req: &Request, query: &str, log: &dyn VisitLog) -> Reply {
             },
         )
     } else {
-        let mut reply = Reply::new(200, TEXT, Vec::new());
-        reply.body = Body::Log { skip, len };
+        let mut reply = Reply::new(StatusCode::OK, Format::Text.content_type(), Vec::new());
+        reply.body = Body::Log(span);
         reply
     }
 }
@@ -323,7 +355,7 @@ mod tests {
 
     fn get<'a>(target: &'a str, accept: Option<&'a str>) -> Request<'a> {
         Request {
-            method: "GET",
+            method: &Method::GET,
             target,
             accept,
             replica: None,
@@ -333,7 +365,7 @@ mod tests {
     fn body_json(reply: &Reply) -> serde_json::Value {
         match &reply.body {
             Body::Bytes(b) => serde_json::from_slice(b).unwrap(),
-            Body::Log { .. } => panic!("expected a JSON body"),
+            Body::Log(_) => panic!("expected a JSON body"),
         }
     }
 
@@ -342,10 +374,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = FileLog::new(dir.path());
         let reply = handle(&get("/", None), &log, NOW);
-        assert_eq!(reply.status, 200);
+        assert_eq!(reply.status.as_u16(), 200);
         assert_eq!(body_json(&reply)["moscow_time"], NOW);
         let head = Request {
-            method: "HEAD",
+            method: &Method::HEAD,
             target: "/",
             accept: None,
             replica: None,
@@ -361,7 +393,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = FileLog::new(dir.path());
         let reply = handle(&get("/", Some("image/png")), &log, NOW);
-        assert_eq!(reply.status, 406);
+        assert_eq!(reply.status.as_u16(), 406);
         assert_eq!(body_json(&reply)["status"], 406);
         assert_eq!(log.summary().unwrap().visits, 0);
     }
@@ -372,21 +404,21 @@ mod tests {
         let log = FileLog::new(dir.path());
         let r = handle(&get("/nope", None), &log, NOW);
         assert_eq!(
-            (r.status, body_json(&r)["status"].as_u64()),
+            (r.status.as_u16(), body_json(&r)["status"].as_u64()),
             (404, Some(404))
         );
         let post = Request {
-            method: "POST",
+            method: &Method::POST,
             target: "/",
             accept: None,
             replica: None,
         };
         let r = handle(&post, &log, NOW);
-        assert_eq!(r.status, 405);
+        assert_eq!(r.status.as_u16(), 405);
         assert_eq!(r.header("allow"), Some("GET, HEAD"));
         assert_eq!(log.summary().unwrap().visits, 0);
         let r = handle(&get("/visits?format=xml", None), &log, NOW);
-        assert_eq!(r.status, 400);
+        assert_eq!(r.status.as_u16(), 400);
     }
 
     #[test]
@@ -400,9 +432,21 @@ mod tests {
             &log,
             NOW,
         );
-        assert_eq!(r.body, Body::Log { skip: 0, len: 32 });
+        assert_eq!(
+            r.body,
+            Body::Log(Span {
+                skip: 0,
+                records: 1
+            })
+        );
         let r = handle(&get("/visits", Some("text/plain")), &log, NOW);
-        assert_eq!(r.body, Body::Log { skip: 0, len: 32 });
+        assert_eq!(
+            r.body,
+            Body::Log(Span {
+                skip: 0,
+                records: 1
+            })
+        );
         assert_eq!(
             body_json(&handle(&get("/visits", None), &log, NOW))["visits"],
             1
@@ -420,9 +464,21 @@ mod tests {
             log.append(ts).unwrap();
         }
         let r = handle(&get("/visits?format=text&tail=2", None), &log, NOW);
-        assert_eq!(r.body, Body::Log { skip: 3, len: 64 });
+        assert_eq!(
+            r.body,
+            Body::Log(Span {
+                skip: 3,
+                records: 2
+            })
+        );
         let r = handle(&get("/visits?tail=9", Some("text/plain")), &log, NOW);
-        assert_eq!(r.body, Body::Log { skip: 0, len: 160 });
+        assert_eq!(
+            r.body,
+            Body::Log(Span {
+                skip: 0,
+                records: 5
+            })
+        );
         let json = body_json(&handle(&get("/visits?tail=2", None), &log, NOW));
         assert_eq!(json["tail"], serde_json::json!([stamps[3], stamps[4]]));
         assert_eq!(json["visits"], 5);
@@ -430,10 +486,10 @@ mod tests {
         assert!(json.get("tail").is_none());
         for bad in ["tail=-1", "tail=x", "tail=1001", "tail="] {
             let r = handle(&get(&format!("/visits?{bad}"), None), &log, NOW);
-            assert_eq!(r.status, 400, "{bad}");
+            assert_eq!(r.status.as_u16(), 400, "{bad}");
         }
         let r = handle(&get("/visits?format=text&tail=5000", None), &log, NOW);
-        assert_eq!(r.status, 200);
+        assert_eq!(r.status.as_u16(), 200);
     }
 
     #[test]
@@ -446,7 +502,7 @@ mod tests {
                 ..get(target, None)
             };
             let r = handle(&req, &log, NOW);
-            assert_eq!(r.status, status);
+            assert_eq!(r.status.as_u16(), status);
             assert_eq!(r.header("x-replica"), Some("app-wasm-1"), "{target}");
             if status == 200 {
                 assert_eq!(body_json(&r)["replica"], "app-wasm-1");

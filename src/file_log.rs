@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::record::{self, Format, Layout, LEGACY_RECORD_LEN, RECORD_LEN};
-use crate::visit_log::{StoreError, Summary, VisitLog};
+use crate::visit_log::{Span, StoreError, Summary, VisitLog};
 
 pub const LOG_FILE: &str = "visits.txt";
 /// Where a legacy log is kept when it is rewritten in the current format.
@@ -408,18 +408,16 @@ impl VisitLog for FileLog {
 
     fn text_chunks(
         &self,
-        skip: u64,
-        len: u64,
+        span: Span,
     ) -> Result<Box<dyn Iterator<Item = Vec<u8>> + '_>, StoreError> {
         let Some((file, layout)) = self.open_for_read()? else {
             return Ok(Box::new(std::iter::empty()));
         };
         let width = layout.format.record_len();
         let mut file = file;
-        file.seek(SeekFrom::Start(layout.offset_of(skip)))
+        file.seek(SeekFrom::Start(layout.offset_of(span.skip)))
             .map_err(|e| self.classify(e))?;
-        // `len` counts bytes of the current form; whole records only.
-        let mut remaining = (len / RECORD_LEN).min(layout.records.saturating_sub(skip));
+        let mut remaining = span.records.min(layout.records.saturating_sub(span.skip));
         let mut raw = vec![0; (TEXT_CHUNK_RECORDS * width) as usize];
         Ok(Box::new(std::iter::from_fn(move || {
             let n = remaining.min(TEXT_CHUNK_RECORDS);
@@ -527,11 +525,32 @@ mod tests {
         assert_eq!(s.last.as_deref(), Some(TS2));
         let text = fs::read_to_string(log.log_path()).unwrap();
         assert_eq!(text, format!("{TS}\n{TS2}\n"));
-        let streamed: Vec<u8> = log.text_chunks(0, 64).unwrap().flatten().collect();
+        let streamed: Vec<u8> = log
+            .text_chunks(Span {
+                skip: 0,
+                records: 2,
+            })
+            .unwrap()
+            .flatten()
+            .collect();
         assert_eq!(streamed, text.as_bytes());
-        let first_only: Vec<u8> = log.text_chunks(0, 32).unwrap().flatten().collect();
+        let first_only: Vec<u8> = log
+            .text_chunks(Span {
+                skip: 0,
+                records: 1,
+            })
+            .unwrap()
+            .flatten()
+            .collect();
         assert_eq!(first_only, format!("{TS}\n").as_bytes());
-        let second_only: Vec<u8> = log.text_chunks(1, 32).unwrap().flatten().collect();
+        let second_only: Vec<u8> = log
+            .text_chunks(Span {
+                skip: 1,
+                records: 1,
+            })
+            .unwrap()
+            .flatten()
+            .collect();
         assert_eq!(second_only, format!("{TS2}\n").as_bytes());
     }
 
@@ -573,7 +592,14 @@ mod tests {
         }
         assert_eq!(fs::read(log.log_path()).unwrap(), bytes, "nothing was cut");
         // Readers stop at the first record that is not one.
-        let streamed: Vec<u8> = log.text_chunks(0, 96).unwrap().flatten().collect();
+        let streamed: Vec<u8> = log
+            .text_chunks(Span {
+                skip: 0,
+                records: 3,
+            })
+            .unwrap()
+            .flatten()
+            .collect();
         assert_eq!(streamed, format!("{TS}\n").as_bytes());
     }
 
@@ -596,7 +622,14 @@ mod tests {
         assert_eq!((s.visits, s.torn_bytes), (2, 9));
         assert_eq!(s.first.as_deref(), Some("2026-11-27T08:03:19.12345+03:00"));
         assert_eq!(s.last.as_deref(), Some("2026-11-27T08:03:19.99999+03:00"));
-        let served: Vec<u8> = log.text_chunks(1, 32).unwrap().flatten().collect();
+        let served: Vec<u8> = log
+            .text_chunks(Span {
+                skip: 1,
+                records: 1,
+            })
+            .unwrap()
+            .flatten()
+            .collect();
         assert_eq!(served, b"2026-11-27T08:03:19.99999+03:00\n");
         log.check_ready().unwrap();
 

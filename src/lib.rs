@@ -10,7 +10,7 @@ pub mod metrics;
 pub mod moscow_time;
 pub mod negotiate;
 pub mod record;
-pub mod replica;
+pub mod replica_name;
 pub mod sqlite_log;
 pub mod visit_log;
 

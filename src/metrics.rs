@@ -2,17 +2,13 @@
 
 use std::fmt::Write;
 
+use crate::visit_log::Summary;
+
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// What the log holds right now; every figure is read from the volume, so it survives restarts
-/// and is the same whichever instance answers the scrape.
-pub struct LogFigures {
-    pub visits: u64,
-    pub log_bytes: u64,
-    pub torn_bytes: u64,
-}
-
-pub fn render(figures: &LogFigures) -> String {
+/// The metrics for what the log holds right now: every figure is read from the volume, so it
+/// survives restarts and is the same whichever instance answers the scrape.
+pub fn render(figures: &Summary) -> String {
     let mut out = String::with_capacity(640);
     let mut metric = |name: &str, kind: &str, help: &str, labels: &str, value: u64| {
         let _ = writeln!(out, "# HELP {name} {help}");
@@ -56,10 +52,10 @@ mod tests {
 
     #[test]
     fn every_metric_has_help_type_and_one_sample() {
-        let text = render(&LogFigures {
+        let text = render(&Summary {
             visits: 42,
             log_bytes: 42 * 32,
-            torn_bytes: 0,
+            ..Summary::default()
         });
         assert!(text.contains("# TYPE app_wasm_visits_total counter\napp_wasm_visits_total 42\n"));
         assert!(text.contains("\napp_wasm_visits_log_bytes 1344\n"));

@@ -6,14 +6,19 @@ use spin_sdk::http_component;
 
 use crate::app::{self, Body, Reply};
 use crate::moscow_time::now_in_moscow;
-use crate::visit_log::VisitLog;
+use crate::visit_log::{Span, VisitLog};
 
 #[http_component]
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
-    let method = req.method().to_string();
+    let log = store();
+    // Every runtime parses the request line first, so this only fails for a method that is
+    // not an HTTP token at all.
+    let Ok(method) = http::Method::from_bytes(req.method().to_string().as_bytes()) else {
+        let reply = Reply::error(http::StatusCode::BAD_REQUEST, "the method is not a token");
+        return send(reply, &log, out).await;
+    };
     let target = req.path_with_query().unwrap_or_else(|| "/".to_owned());
     let accept = joined_header(&req.headers(), "accept");
-    let log = store();
     let replica = replica_name();
     let request = app::Request {
         method: &method,
@@ -43,10 +48,11 @@ fn store() -> crate::sqlite_log::SqliteLog {
 /// --env`). Spin gives components no process environment, so under Spin (the Kubernetes image)
 /// it comes from the Spin variable `replica`, which the shim fills from `SPIN_VARIABLE_REPLICA`.
 fn replica_name() -> Option<String> {
-    let from_env = crate::replica::name_from(std::env::var("HOSTNAME").ok().as_deref());
+    let from_env = crate::replica_name::name_from(std::env::var("HOSTNAME").ok().as_deref());
     #[cfg(feature = "spin-sqlite")]
-    let from_env = from_env
-        .or_else(|| crate::replica::name_from(spin_sdk::variables::get("replica").ok().as_deref()));
+    let from_env = from_env.or_else(|| {
+        crate::replica_name::name_from(spin_sdk::variables::get("replica").ok().as_deref())
+    });
     from_env
 }
 
@@ -72,7 +78,7 @@ async fn send(reply: Reply, log: &dyn VisitLog, out: ResponseOutparam) {
     ));
     let fields = Fields::from_list(&headers).expect("header names are static and valid");
     let response = OutgoingResponse::new(fields);
-    let _ = response.set_status_code(reply.status);
+    let _ = response.set_status_code(reply.status.as_u16());
     let mut sink = response.take_body();
     out.set(response);
     if reply.head_only {
@@ -80,22 +86,21 @@ async fn send(reply: Reply, log: &dyn VisitLog, out: ResponseOutparam) {
     }
     let result = match reply.body {
         Body::Bytes(bytes) => sink.send(bytes).await,
-        Body::Log { skip, len } => stream_log(log, skip, len, &mut sink).await,
+        Body::Log(span) => stream_log(log, span, &mut sink).await,
     };
     if let Err(e) = result {
         eprintln!("response body not fully sent: {e}");
     }
 }
 
-/// Sends `len` bytes of the text log after `skip` records; visits recorded meanwhile are not
-/// sent, so the body matches the Content-Length already promised.
+/// Sends the records of `span`; visits recorded meanwhile are not sent, so the body matches
+/// the Content-Length already promised.
 async fn stream_log<S: futures::Sink<Vec<u8>> + Unpin>(
     log: &dyn VisitLog,
-    skip: u64,
-    len: u64,
+    span: Span,
     sink: &mut S,
 ) -> Result<(), S::Error> {
-    let Ok(chunks) = log.text_chunks(skip, len) else {
+    let Ok(chunks) = log.text_chunks(span) else {
         return Ok(());
     };
     for chunk in chunks {

@@ -66,7 +66,7 @@ mod store {
     use spin_sdk::sqlite::{Connection, Error, QueryResult, Value};
 
     use super::*;
-    use crate::visit_log::{Summary, VisitLog};
+    use crate::visit_log::{Span, Summary, VisitLog};
 
     /// Stateless: Spin names the database ("default") and the runtime config places it.
     #[derive(Default)]
@@ -142,13 +142,12 @@ mod store {
 
         fn text_chunks(
             &self,
-            skip: u64,
-            len: u64,
+            span: Span,
         ) -> Result<Box<dyn Iterator<Item = Vec<u8>> + '_>, StoreError> {
             let db = self.connect()?;
             // Ids run 1..=count with no gaps (the count is max(id)), so skipping is a bound.
-            let mut after = skip as i64;
-            let mut remaining = len as usize;
+            let mut after = span.skip as i64;
+            let mut remaining = span.text_len() as usize;
             Ok(Box::new(std::iter::from_fn(move || {
                 if remaining == 0 {
                     return None;

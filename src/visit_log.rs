@@ -2,6 +2,10 @@
 
 use std::fmt;
 
+use http::StatusCode;
+
+use crate::record::RECORD_LEN;
+
 /// Why the volume could not serve a request. Each kind maps to one HTTP status so clients
 /// and probes can tell "retry later" from "an operator must act".
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,15 +29,15 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub fn status(&self) -> u16 {
+    pub fn status(&self) -> StatusCode {
         match self {
             StoreError::Missing(_)
             | StoreError::ReadOnly(_)
             | StoreError::Unavailable(_)
             | StoreError::Busy(_)
-            | StoreError::Damaged(_) => 503,
-            StoreError::Full(_) => 507,
-            StoreError::Io(_) => 500,
+            | StoreError::Damaged(_) => StatusCode::SERVICE_UNAVAILABLE,
+            StoreError::Full(_) => StatusCode::INSUFFICIENT_STORAGE,
+            StoreError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -65,6 +69,29 @@ pub struct Summary {
     pub torn_bytes: u64,
 }
 
+/// A run of records, counted in records: the `records` after the first `skip`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Span {
+    pub skip: u64,
+    pub records: u64,
+}
+
+impl Span {
+    /// The latest `tail` of `total` records, or all of them.
+    pub fn latest(total: u64, tail: Option<u64>) -> Span {
+        let skip = tail.map_or(0, |n| total.saturating_sub(n));
+        Span {
+            skip,
+            records: total - skip,
+        }
+    }
+
+    /// Bytes of the text form: every store serves fixed-width records.
+    pub fn text_len(&self) -> u64 {
+        self.records * RECORD_LEN
+    }
+}
+
 /// One replica's visit log.
 pub trait VisitLog {
     /// Durably appends one visit at `timestamp`; `Ok` means it is on the volume and counted.
@@ -73,21 +100,17 @@ pub trait VisitLog {
     fn summary(&self) -> Result<Summary, StoreError>;
     /// Ok when a visit could be recorded right now: the volume exists, is writable, has room.
     fn check_ready(&self) -> Result<(), StoreError>;
-    /// The text form (one `timestamp\n` a visit, in the order recorded: concurrent visits may
-    /// land a few microseconds out of time order) in chunks, starting after the first `skip`
-    /// records, at most `len` bytes: the `Content-Length` already promised. A read error ends
-    /// the stream early.
-    fn text_chunks(
-        &self,
-        skip: u64,
-        len: u64,
-    ) -> Result<Box<dyn Iterator<Item = Vec<u8>> + '_>, StoreError>;
+    /// The text form of `span` (one `timestamp\n` a visit, in the order recorded: concurrent
+    /// visits may land a few microseconds out of time order) in chunks: at most
+    /// `span.text_len()` bytes, the `Content-Length` already promised. A read error ends the
+    /// stream early.
+    fn text_chunks(&self, span: Span)
+        -> Result<Box<dyn Iterator<Item = Vec<u8>> + '_>, StoreError>;
 }
 
-/// The timestamps in `len` bytes of the text form after the first `skip` records, oldest
-/// first: what `/visits?tail=` and `app-wasm show` list.
-pub fn timestamps(log: &dyn VisitLog, skip: u64, len: u64) -> Result<Vec<String>, StoreError> {
-    let text: Vec<u8> = log.text_chunks(skip, len)?.flatten().collect();
+/// The timestamps in `span`, oldest first: what `/visits?tail=` and `app-wasm show` list.
+pub fn timestamps(log: &dyn VisitLog, span: Span) -> Result<Vec<String>, StoreError> {
+    let text: Vec<u8> = log.text_chunks(span)?.flatten().collect();
     Ok(String::from_utf8_lossy(&text)
         .lines()
         .map(str::to_owned)

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use app_wasm::file_log::FileLog;
-use app_wasm::record::RECORD_LEN;
-use app_wasm::visit_log::{timestamps, VisitLog};
+use app_wasm::visit_log::{timestamps, Span, VisitLog};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
@@ -22,8 +21,7 @@ use crate::term::Style;
 #[derive(Debug, Serialize)]
 pub struct ReplicaReport {
     pub name: String,
-    /// `running` (answered over HTTP) or `stopped` (read from its data dir).
-    pub state: &'static str,
+    pub state: ReplicaState,
     pub url: Option<String>,
     pub data_dir: PathBuf,
     pub visits: u64,
@@ -31,6 +29,16 @@ pub struct ReplicaReport {
     pub last: Option<String>,
     /// The latest visits, oldest first.
     pub tail: Vec<String>,
+}
+
+/// How a report was read; `--json` prints it in lower case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplicaState {
+    /// Answered over HTTP.
+    Running,
+    /// Read from its data dir.
+    Stopped,
 }
 
 /// Every replica under `root` (its `app-wasm-<i>` dirs and those `replicas.json` lists), in
@@ -58,7 +66,7 @@ pub async fn collect(root: &Path, tail: u64) -> Result<Vec<ReplicaReport>> {
         let report = match over_http {
             Some(v) => ReplicaReport {
                 name,
-                state: "running",
+                state: ReplicaState::Running,
                 url: running.map(|r| r.url.clone()),
                 data_dir,
                 visits: v.visits,
@@ -114,11 +122,10 @@ fn read_dir(name: String, data_dir: PathBuf, tail: u64) -> Result<ReplicaReport>
         .summary()
         .map_err(anyhow::Error::from)
         .with_context(|| format!("reading {}", data_dir.display()))?;
-    let skip = summary.visits.saturating_sub(tail);
-    let tail = timestamps(&log, skip, (summary.visits - skip) * RECORD_LEN)?;
+    let tail = timestamps(&log, Span::latest(summary.visits, Some(tail)))?;
     Ok(ReplicaReport {
         name,
-        state: "stopped",
+        state: ReplicaState::Stopped,
         url: None,
         data_dir,
         visits: summary.visits,
@@ -136,7 +143,7 @@ pub fn render(reports: &[ReplicaReport], style: &Style) -> String {
             Some(url) => format!("running at {url}"),
             None => "stopped".to_owned(),
         };
-        let state = if r.state == "running" {
+        let state = if r.state == ReplicaState::Running {
             style.green(&whence)
         } else {
             style.yellow(&whence)

@@ -183,6 +183,24 @@ pub fn prune_cache(dir: &Path, current: &Path, keep: usize) {
     }
 }
 
+/// How often the epoch advances: the resolution of the per-request deadline.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Advances `engine`'s epoch every `EPOCH_TICK` until the engine is dropped.
+pub(crate) fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("epoch-ticker".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawning the epoch ticker thread");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

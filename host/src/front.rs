@@ -17,6 +17,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+use hyper::StatusCode;
+
 use crate::server::{error_response, Handler};
 
 type ProxyBody = UnsyncBoxBody<Bytes, hyper::Error>;
@@ -28,15 +30,6 @@ pub enum Balance {
     RoundRobin,
     /// A replica at random, as kube-proxy's iptables mode picks one per connection.
     Random,
-}
-
-impl Balance {
-    pub fn label(self) -> &'static str {
-        match self {
-            Balance::RoundRobin => "round-robin",
-            Balance::Random => "random",
-        }
-    }
 }
 
 /// One replica behind the front.
@@ -51,7 +44,6 @@ pub struct Front {
     balance: Balance,
     next: AtomicUsize,
     client: Client<HttpConnector, ProxyBody>,
-    log_requests: bool,
 }
 
 /// Headers that describe one connection, not the request: never forwarded (RFC 9110 7.6.1).
@@ -65,7 +57,7 @@ const HOP_BY_HOP: &[&str] = &[
 ];
 
 impl Front {
-    pub fn new(backends: Vec<Backend>, balance: Balance, log_requests: bool) -> Self {
+    pub fn new(backends: Vec<Backend>, balance: Balance) -> Self {
         assert!(!backends.is_empty(), "a front needs at least one replica");
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -74,7 +66,6 @@ impl Front {
             balance,
             next: AtomicUsize::new(0),
             client: Client::builder(TokioExecutor::new()).build(connector),
-            log_requests,
         }
     }
 
@@ -105,7 +96,7 @@ impl Handler for Front {
             if req.version() != hyper::Version::HTTP_10
                 || req.headers().contains_key(hyper::header::HOST)
             {
-                return error_response(400, &why);
+                return error_response(StatusCode::BAD_REQUEST, &why);
             }
         }
         let (mut parts, body) = req.into_parts();
@@ -139,14 +130,13 @@ impl Handler for Front {
                 .unwrap_or_else(|| Empty::new().map_err(|never| match never {}).boxed_unsync());
             match self.client.request(forward.map(|()| body)).await {
                 Ok(resp) => {
-                    if self.log_requests {
-                        println!(
-                            "front -> {} {} {path} {}",
-                            backend.name,
-                            parts.method,
-                            resp.status().as_u16()
-                        );
-                    }
+                    tracing::info!(
+                        replica = "front",
+                        to = backend.name,
+                        method = %parts.method,
+                        target = %path,
+                        status = resp.status().as_u16(),
+                    );
                     return resp.map(|b| b.boxed_unsync());
                 }
                 Err(e) => {
@@ -159,13 +149,19 @@ impl Handler for Front {
                 }
             }
         }
-        eprintln!(
-            "front: no replica answered {} {path}: {last_error}",
-            parts.method
+        tracing::warn!(
+            replica = "front",
+            method = %parts.method,
+            target = %path,
+            "no replica answered: {last_error}"
         );
         let unreachable = replayable && !reached;
         let mut resp = error_response(
-            if unreachable { 503 } else { 502 },
+            if unreachable {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::BAD_GATEWAY
+            },
             &if reached {
                 format!("the replica failed mid-request and it was not resent ({last_error})")
             } else {

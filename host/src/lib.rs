@@ -1,15 +1,21 @@
 //! The one place app-wasm is embedded in wasmtime: the local runner, the tests and the
 //! benches all serve the component through `Runtime` and `server::serve`.
 //!
-//! - `runtime`: compile once (`ProxyPre`), a fresh `Store` per request; `Replica` serves it.
+//! - `engine`: the wasmtime engine (pooling allocator, code cache, epoch ticker).
+//! - `runtime`: the component compiled once and linked (`ProxyPre`).
+//! - `replica_server`: one replica over HTTP: admission, a fresh `Store` per request, deadline.
 //! - `server`: the shared HTTP/1.1 accept loop with connection limits and graceful drain.
 //! - `front`: the load-balancing front over several replicas (the Service's twin).
 //! - `replica_set` and `up`: `app-wasm up --replicas N`; `show`: every replica's visits.
+//! - `introspect`: a component's imports; `bench_timing`: instantiation timing for bench/run.
 
+pub mod bench_timing;
 pub mod edge;
 pub mod engine;
 pub mod front;
+pub mod introspect;
 pub mod limits;
+pub mod replica_server;
 pub mod replica_set;
 pub mod runtime;
 pub mod server;
@@ -17,31 +23,17 @@ pub mod show;
 pub mod term;
 pub mod up;
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Result;
 use tokio::net::TcpListener;
 
+pub use introspect::component_imports;
 pub use limits::Limits;
-pub use runtime::{component_imports, Replica, Runtime, ServeConfig, GUEST_DATA_DIR};
+pub use replica_server::{ReplicaServer, ServeConfig};
+pub use runtime::Runtime;
 pub use server::ConnLimits;
-
-impl Runtime {
-    /// Serves this component as one replica on `listener` until `shutdown` resolves, then
-    /// stops accepting and lets in-flight requests finish.
-    pub async fn serve(
-        self: Arc<Self>,
-        listener: TcpListener,
-        config: ServeConfig,
-        shutdown: impl Future<Output = ()>,
-    ) -> Result<()> {
-        let conn = config.limits.conn();
-        let replica = Arc::new(Replica::new(self, config));
-        server::serve(replica, listener, &conn, shutdown).await
-    }
-}
 
 /// A server running in the background of the current Tokio runtime, for tests and benches.
 pub struct RunningServer {

@@ -5,46 +5,59 @@ use std::time::Duration;
 
 use crate::server::ConnLimits;
 
+/// Each default, written once: the flags' `default_value_t` and `Limits::default` use these.
+mod default {
+    pub const MAX_CONCURRENT: usize = 1024;
+    pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+    pub const MAX_BODY_BYTES: u64 = 64 * 1024;
+    pub const HEAD_TIMEOUT_SECS: u64 = 10;
+    pub const REQUEST_TIMEOUT_SECS: u64 = 60;
+    pub const DRAIN_TIMEOUT_SECS: u64 = 20;
+    pub const MEMORY_MIB: usize = 64;
+}
+
 #[derive(Clone, Debug, clap::Args)]
 pub struct Limits {
     /// Requests in flight per replica beyond which it answers 503 with Retry-After: 1.
-    #[arg(long, default_value_t = 1024, env = "APP_WASM_MAX_CONCURRENT",
+    #[arg(long, default_value_t = default::MAX_CONCURRENT, env = "APP_WASM_MAX_CONCURRENT",
           value_parser = at_least_one_usize())]
     pub max_concurrent: usize,
     /// Largest request line plus headers, in bytes (at least 8192): beyond it, 431.
-    #[arg(long, default_value_t = 16 * 1024,
+    #[arg(long, default_value_t = default::MAX_HEAD_BYTES,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(8192..))]
     pub max_head_bytes: usize,
     /// Largest declared request body (Content-Length), in bytes: beyond it, 413. No route
     /// takes a body and the component never reads one.
-    #[arg(long, default_value_t = 64 * 1024)]
+    #[arg(long, default_value_t = default::MAX_BODY_BYTES)]
     pub max_body_bytes: u64,
     /// Seconds a client gets to send a whole request head (slow-client defence).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = default::HEAD_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub head_timeout_secs: u64,
     /// Seconds one request may take from its head to the last byte of its response: a
     /// runaway guest, a stuck volume or a client that stops reading is cut off then.
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = default::REQUEST_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout_secs: u64,
     /// Seconds SIGTERM waits for requests in flight before closing what is left: under a
     /// pod's default 30 s grace period.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = default::DRAIN_TIMEOUT_SECS)]
     pub drain_timeout_secs: u64,
     /// Linear memory one request's component instance may grow to, in MiB.
-    #[arg(long, default_value_t = 64, value_parser = at_least_one_usize())]
+    #[arg(long, default_value_t = default::MEMORY_MIB, value_parser = at_least_one_usize())]
     pub memory_mib: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_concurrent: 1024,
-            max_head_bytes: 16 * 1024,
-            max_body_bytes: 64 * 1024,
-            head_timeout_secs: 10,
-            request_timeout_secs: 60,
-            drain_timeout_secs: 20,
-            memory_mib: 64,
+            max_concurrent: default::MAX_CONCURRENT,
+            max_head_bytes: default::MAX_HEAD_BYTES,
+            max_body_bytes: default::MAX_BODY_BYTES,
+            head_timeout_secs: default::HEAD_TIMEOUT_SECS,
+            request_timeout_secs: default::REQUEST_TIMEOUT_SECS,
+            drain_timeout_secs: default::DRAIN_TIMEOUT_SECS,
+            memory_mib: default::MEMORY_MIB,
         }
     }
 }

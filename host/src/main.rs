@@ -43,7 +43,8 @@ enum Command {
             env = "APP_WASM_COMPONENT"
         )]
         wasm: PathBuf,
-        /// Do not print a line per request.
+        /// Log only warnings and errors, not a line per request (RUST_LOG, when set, decides
+        /// instead: e.g. RUST_LOG=app_wasm_host=debug).
         #[arg(long)]
         quiet: bool,
         #[command(flatten)]
@@ -89,39 +90,21 @@ async fn main() -> Result<()> {
             limits,
             engine,
         } => {
+            init_logging(if quiet { "warn" } else { "info" });
             let opts = UpOptions {
                 wasm,
                 listen,
                 data,
                 replicas,
                 balance,
-                log_requests: !quiet,
                 limits,
                 engine,
             };
             up(opts, shutdown_signal()).await
         }
         Command::BenchInstantiate { wasm, n, engine } => {
-            let limits = Limits::default();
-            let (runtime, _) =
-                app_wasm_host::Runtime::load_with(&wasm, &engine, &limits, limits.max_concurrent)?;
-            // Warm up: the first instantiations touch fresh pool slots.
-            runtime.time_instantiation(n / 10 + 1).await?;
-            let mut us: Vec<f64> = runtime
-                .time_instantiation(n)
-                .await?
-                .iter()
-                .map(|d| d.as_secs_f64() * 1e6)
-                .collect();
-            us.sort_by(f64::total_cmp);
-            let at = |q: f64| us[((us.len() - 1) as f64 * q).round() as usize];
-            let report = serde_json::json!({
-                "n": n,
-                "allocator": format!("{:?}", engine.allocator),
-                "median_us": at(0.5),
-                "p99_us": at(0.99),
-            });
-            println!("{report}");
+            let report = app_wasm_host::bench_timing::instantiation_report(&wasm, &engine, n);
+            println!("{}", report.await?);
             Ok(())
         }
         Command::Show { data, tail, json } => {
@@ -143,6 +126,18 @@ async fn main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Log lines on stderr, one structured line per request at `info`; `RUST_LOG` overrides
+/// `default` (a level or full directives). Filtered-out lines cost a level check.
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
 }
 
 /// Ctrl-C or SIGTERM (what kubelet and most supervisors send).

@@ -15,7 +15,7 @@ pub const SET_NAME: &str = "app-wasm";
 pub const STATE_FILE: &str = "replicas.json";
 
 /// Where one replica listens and keeps its visits.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReplicaPlan {
     pub name: String,
     pub listen: SocketAddr,

@@ -12,6 +12,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Incoming};
 use hyper::server::conn::http1;
+use hyper::StatusCode;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -42,17 +43,6 @@ pub struct ConnLimits {
     pub drain_timeout: Duration,
 }
 
-impl Default for ConnLimits {
-    fn default() -> Self {
-        ConnLimits {
-            max_head_bytes: 16 * 1024,
-            head_timeout: Duration::from_secs(10),
-            write_timeout: Duration::from_secs(60),
-            drain_timeout: Duration::from_secs(20),
-        }
-    }
-}
-
 /// Serves `handler` on `listener` until `shutdown` resolves, then stops accepting and waits
 /// for in-flight requests (and the responses they are streaming) to finish, at most
 /// `drain_timeout`; then the connections still open are closed.
@@ -71,7 +61,7 @@ pub async fn serve<H: Handler>(
                 // Out of fds or a reset before accept: keep serving the others, and
                 // pause so that running out of fds does not become a busy loop.
                 Err(e) => {
-                    eprintln!("accept failed: {e}");
+                    tracing::warn!("accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 }
@@ -105,7 +95,7 @@ pub async fn serve<H: Handler>(
         .await
         .is_err()
     {
-        eprintln!(
+        tracing::warn!(
             "drain: requests still in flight after {:?}; closing their connections",
             limits.drain_timeout
         );
@@ -113,12 +103,12 @@ pub async fn serve<H: Handler>(
     Ok(())
 }
 
-/// A host-made error in the component's JSON error shape.
+/// A host-made error with the component's error body (`app_wasm::app::error_body`).
 pub fn error_response<E: 'static>(
-    status: u16,
+    status: StatusCode,
     message: &str,
 ) -> hyper::Response<UnsyncBoxBody<Bytes, E>> {
-    let body = serde_json::json!({ "error": message, "status": status }).to_string() + "\n";
+    let body = app_wasm::app::error_body(status, message);
     hyper::Response::builder()
         .status(status)
         .header("content-type", "application/json")

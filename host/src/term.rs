@@ -15,10 +15,6 @@ impl Style {
         }
     }
 
-    pub fn plain() -> Style {
-        Style { colour: false }
-    }
-
     fn paint(&self, code: &str, text: &str) -> String {
         if self.colour {
             format!("\x1b[{code}m{text}\x1b[0m")

@@ -11,12 +11,16 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::engine::{EngineOptions, Loaded};
+use clap::ValueEnum;
+
 use crate::front::{Backend, Balance, Front};
 use crate::limits::Limits;
+use crate::replica_server::ServeConfig;
 use crate::replica_set::{plan, RunningReplica, State};
-use crate::runtime::{Replica, Runtime, ServeConfig, GUEST_DATA_DIR};
+use crate::runtime::Runtime;
 use crate::server;
 use crate::term::Style;
+use app_wasm::DEFAULT_VISITS_DIR;
 
 pub struct UpOptions {
     pub wasm: PathBuf,
@@ -25,7 +29,6 @@ pub struct UpOptions {
     pub data: PathBuf,
     pub replicas: usize,
     pub balance: Balance,
-    pub log_requests: bool,
     pub limits: Limits,
     pub engine: EngineOptions,
 }
@@ -90,24 +93,22 @@ pub async fn up(opts: UpOptions, shutdown: impl Future<Output = ()>) -> Result<(
     for (p, listener) in plans.iter().zip(listeners) {
         let addr = listener.local_addr()?;
         let mut config = ServeConfig::new(&p.data_dir).named(&p.name);
-        config.log_requests = opts.log_requests;
         config.limits = opts.limits.clone();
-        let replica = Arc::new(Replica::new(runtime.clone(), config));
         let mut stopped = replicas_stopped.clone();
-        let conn = opts.limits.conn();
         // Replicas share nothing but the compiled code: each starts on its own, in parallel.
-        replica_tasks.push(tokio::spawn(async move {
-            server::serve(replica, listener, &conn, async move {
+        replica_tasks.push(tokio::spawn(runtime.clone().serve(
+            listener,
+            config,
+            async move {
                 let _ = stopped.changed().await;
-            })
-            .await
-        }));
+            },
+        )));
         println!(
             "  {}  {}  http://{addr}  {}",
             style.bold(&p.name),
             style.green("up"),
             style.dim(&format!(
-                "visits in {}/ (its {GUEST_DATA_DIR})",
+                "visits in {}/ (its {DEFAULT_VISITS_DIR})",
                 p.data_dir.display()
             ))
         );
@@ -127,7 +128,7 @@ pub async fn up(opts: UpOptions, shutdown: impl Future<Output = ()>) -> Result<(
         Some(listener) => {
             let addr = listener.local_addr()?;
             let count = backends.len();
-            let front = Arc::new(Front::new(backends, opts.balance, opts.log_requests));
+            let front = Arc::new(Front::new(backends, opts.balance));
             let mut stopped = front_stopped.clone();
             let conn = opts.limits.conn();
             state.front = Some(format!("http://{addr}"));
@@ -136,7 +137,10 @@ pub async fn up(opts: UpOptions, shutdown: impl Future<Output = ()>) -> Result<(
                 style.bold("front"),
                 style.dim(&format!(
                     "{} over {count} replicas, like the LoadBalancer Service",
-                    opts.balance.label()
+                    opts.balance
+                        .to_possible_value()
+                        .expect("no variant is skipped")
+                        .get_name()
                 ))
             );
             Some(tokio::spawn(async move {

@@ -253,3 +253,81 @@ async fn twenty_replicas_share_one_capped_instance_pool() {
     assert_eq!(seen.len(), 20);
     assert!(seen.values().all(|&n| n == 2), "{seen:?}");
 }
+
+/// One raw request; the whole response as text.
+async fn raw(base: &str, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).await.unwrap();
+    response
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_request_is_one_structured_log_line_and_host_errors_name_the_replica() {
+    let data = tempfile::tempdir().unwrap();
+    let log = data.path().join("runner.log");
+    let runner = Runner::start_logged(data.path(), &[], &log, None);
+    let base = runner.base.clone();
+    assert_eq!(
+        client()
+            .get(format!("{base}/"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        client()
+            .get(format!("{base}/nope"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    // Refused by the host before the component runs: still names the replica.
+    let refused = raw(
+        &base,
+        "GET / HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(refused.starts_with("HTTP/1.1 400"), "{refused}");
+    assert!(refused.contains("x-replica: app-wasm-0\r\n"), "{refused}");
+    runner.terminate();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let requests: Vec<&str> = text.lines().filter(|l| l.contains(" method=")).collect();
+    assert_eq!(requests.len(), 3, "one line per request:\n{text}");
+    for (line, target, status) in [(0, "/", 200), (1, "/nope", 404), (2, "/", 400)] {
+        let want = format!("replica=\"app-wasm-0\" method=GET target={target} status={status} ");
+        assert!(requests[line].contains(" INFO "), "{}", requests[line]);
+        assert!(
+            requests[line].contains(&want),
+            "{want:?} not in {}",
+            requests[line]
+        );
+    }
+
+    // RUST_LOG filters: at warn, no request lines at all.
+    let quiet_log = data.path().join("quiet.log");
+    let runner = Runner::start_logged(data.path(), &[], &quiet_log, Some("warn"));
+    assert_eq!(
+        client()
+            .get(format!("{}/", runner.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    runner.terminate();
+    let text = std::fs::read_to_string(&quiet_log).unwrap();
+    assert!(
+        !text.contains(" method="),
+        "RUST_LOG=warn still logged requests:\n{text}"
+    );
+}

@@ -257,8 +257,8 @@ pub async fn serve_front(backends: Vec<app_wasm_host::front::Backend>) -> std::n
     use app_wasm_host::front::{Balance, Front};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let front = Arc::new(Front::new(backends, Balance::RoundRobin, false));
-    let limits = app_wasm_host::ConnLimits::default();
+    let front = Arc::new(Front::new(backends, Balance::RoundRobin));
+    let limits = app_wasm_host::Limits::default().conn();
     tokio::spawn(async move {
         app_wasm_host::server::serve(front, listener, &limits, std::future::pending()).await
     });

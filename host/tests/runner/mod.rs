@@ -27,17 +27,35 @@ pub struct Runner {
 }
 
 impl Runner {
+    /// `up --quiet`: warnings and errors on the test's stderr.
     pub fn start(data: &Path, extra: &[&str]) -> Runner {
+        let mut cmd = Command::new(runner_bin());
+        cmd.arg("up").arg("--quiet").stderr(Stdio::inherit());
+        Runner::spawn(cmd, data, extra)
+    }
+
+    /// `up` logging as users see it, into `log`; `rust_log` is `RUST_LOG` (unset if `None`).
+    pub fn start_logged(data: &Path, extra: &[&str], log: &Path, rust_log: Option<&str>) -> Runner {
+        let mut cmd = Command::new(runner_bin());
+        cmd.arg("up")
+            .stderr(std::fs::File::create(log).unwrap())
+            .env_remove("RUST_LOG");
+        if let Some(filter) = rust_log {
+            cmd.env("RUST_LOG", filter);
+        }
+        Runner::spawn(cmd, data, extra)
+    }
+
+    fn spawn(mut cmd: Command, data: &Path, extra: &[&str]) -> Runner {
         // A state file left by a killed run would point at dead ports.
         let _ = std::fs::remove_file(data.join("replicas.json"));
-        let child = Command::new(runner_bin())
-            .args(["up", "--quiet", "--listen", "127.0.0.1:0", "--data"])
+        let child = cmd
+            .args(["--listen", "127.0.0.1:0", "--data"])
             .arg(data)
             .arg("--wasm")
             .arg(component())
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
             .spawn()
             .expect("spawning app-wasm up");
         let mut runner = Runner {

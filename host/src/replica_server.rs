@@ -1,0 +1,316 @@
+//! One replica as an HTTP server: what the host checks before the component sees a request
+//! (Host, body size, admission), the per-request `Store` with its deadline, and the log line.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use app_wasm::DEFAULT_VISITS_DIR;
+use hyper::header::{HeaderValue, RETRY_AFTER};
+use hyper::StatusCode;
+use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use wasmtime::{StoreLimitsBuilder, UpdateDeadline};
+use wasmtime_wasi::{FsPerms, WasiCtx};
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::WasiHttpView;
+
+use crate::limits::Limits;
+use crate::runtime::{RequestState, Runtime};
+use crate::server::{self, error_response, Handler};
+
+impl Runtime {
+    /// Serves this component as one replica on `listener` until `shutdown` resolves, then
+    /// stops accepting and lets in-flight requests finish.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        config: ServeConfig,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<()> {
+        let conn = config.limits.conn();
+        let replica = Arc::new(ReplicaServer::new(self, config));
+        server::serve(replica, listener, &conn, shutdown).await
+    }
+}
+
+/// How one server (one replica) runs the component.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// Host directory preopened as `/data`. If it is missing at request time the component
+    /// sees no `/data` and answers 503, as it would on a pod whose volume is not mounted.
+    pub data_dir: PathBuf,
+    /// The replica's name (`app-wasm-0`): the component gets it as `HOSTNAME`, as a pod does.
+    pub name: Option<String>,
+    pub limits: Limits,
+}
+
+impl ServeConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        ServeConfig {
+            data_dir: data_dir.into(),
+            name: None,
+            limits: Limits::default(),
+        }
+    }
+
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+}
+
+type Response = hyper::Response<HyperOutgoingBody>;
+
+/// One replica's HTTP server: the shared compiled component with this replica's volume and
+/// name, and its own admission limits.
+pub struct ReplicaServer {
+    runtime: Arc<Runtime>,
+    config: ServeConfig,
+    /// One permit per request in flight, held until the component has finished streaming.
+    in_flight: Arc<Semaphore>,
+}
+
+/// What a request holds while the component serves it: its place among this replica's
+/// requests in flight and an instance slot of the shared engine.
+struct Admission {
+    _in_flight: OwnedSemaphorePermit,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl ReplicaServer {
+    pub fn new(runtime: Arc<Runtime>, config: ServeConfig) -> Self {
+        let in_flight = Arc::new(Semaphore::new(config.limits.max_concurrent));
+        ReplicaServer {
+            runtime,
+            config,
+            in_flight,
+        }
+    }
+
+    /// The host's own answer when a request must not reach the component.
+    fn refuse(&self, req: &mut hyper::Request<hyper::body::Incoming>) -> Option<Response> {
+        // wasi:http needs an authority. HTTP/1.1 requires exactly one valid Host (RFC 9112
+        // 3.2: 400 otherwise); HTTP/1.0 may omit it, so it gets this server's own name.
+        let hosts = req.headers().get_all(hyper::header::HOST);
+        if req.version() == hyper::Version::HTTP_10 && hosts.iter().next().is_none() {
+            req.headers_mut()
+                .insert(hyper::header::HOST, HeaderValue::from_static("localhost"));
+        } else if let Err(why) = crate::edge::check_host(hosts.iter().map(|v| v.as_bytes())) {
+            return Some(error_response(StatusCode::BAD_REQUEST, &why));
+        }
+        let limits = &self.config.limits;
+        let declared = req
+            .headers()
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > limits.max_body_bytes) {
+            let why = format!(
+                "request body over {} bytes; no route takes a body",
+                limits.max_body_bytes
+            );
+            return Some(error_response(StatusCode::PAYLOAD_TOO_LARGE, &why));
+        }
+        None
+    }
+
+    /// A place in flight and an instance slot, or why none is free now.
+    fn admit(&self) -> Result<Admission, Busy> {
+        let max = self.config.limits.max_concurrent;
+        let in_flight =
+            (self.in_flight.clone().try_acquire_owned()).map_err(|_| Busy::InFlight(max))?;
+        let slot = (self.runtime.slots.clone().try_acquire_owned()).map_err(|_| Busy::NoSlot)?;
+        Ok(Admission {
+            _in_flight: in_flight,
+            _slot: slot,
+        })
+    }
+}
+
+/// Why a request was not admitted: both are a 503 the client should retry.
+enum Busy {
+    /// This replica has `--max-concurrent` requests in flight.
+    InFlight(usize),
+    /// Every instance slot of the shared engine is taken (all replicas together).
+    NoSlot,
+}
+
+impl Busy {
+    fn response(&self) -> Response {
+        let why = match self {
+            Busy::InFlight(max) => format!("server busy: {max} requests in flight; retry"),
+            Busy::NoSlot => "server busy: every instance slot of this host is in use; retry".into(),
+        };
+        retry_later(error_response(StatusCode::SERVICE_UNAVAILABLE, &why))
+    }
+}
+
+impl Handler for ReplicaServer {
+    type Body = HyperOutgoingBody;
+
+    async fn handle(
+        self: Arc<Self>,
+        mut req: hyper::Request<hyper::body::Incoming>,
+        _: SocketAddr,
+    ) -> Response {
+        let started = Instant::now();
+        let method = req.method().clone();
+        let target = req
+            .uri()
+            .path_and_query()
+            .map_or("/".to_owned(), |p| p.to_string());
+        let outcome = match self.refuse(&mut req) {
+            Some(refusal) => Ok(refusal),
+            None => match self.admit() {
+                Ok(admission) => self.call_component(req, admission, &target).await,
+                Err(busy) => Ok(busy.response()),
+            },
+        };
+        let mut response = match outcome {
+            Ok(resp) => resp,
+            // Still waiting at the deadline: a stuck volume, most likely. Retry later.
+            Err(e) if e.is::<DeadlinePassed>() => {
+                tracing::warn!(replica = self.name(), %target, "{e}");
+                let why = format!("{e}; is the data volume stuck?");
+                retry_later(error_response(StatusCode::SERVICE_UNAVAILABLE, &why))
+            }
+            Err(e) => {
+                tracing::error!(replica = self.name(), %target, "component failed: {e:#}");
+                let why = "the component failed to handle the request";
+                error_response(StatusCode::INTERNAL_SERVER_ERROR, why)
+            }
+        };
+        // The component names itself on its replies; the host's own answers say it too.
+        if let Some(name) = &self.config.name {
+            if !response.headers().contains_key("x-replica") {
+                if let Ok(value) = HeaderValue::from_str(name) {
+                    response.headers_mut().insert("x-replica", value);
+                }
+            }
+        }
+        tracing::info!(
+            replica = self.name(),
+            %method,
+            %target,
+            status = response.status().as_u16(),
+            elapsed = ?started.elapsed(),
+        );
+        response
+    }
+}
+
+impl ReplicaServer {
+    /// The replica's name for log lines.
+    fn name(&self) -> &str {
+        self.config.name.as_deref().unwrap_or("-")
+    }
+
+    async fn call_component(
+        &self,
+        req: hyper::Request<hyper::body::Incoming>,
+        admission: Admission,
+        target: &str,
+    ) -> Result<Response> {
+        let config = &self.config;
+        let mut wasi = WasiCtx::builder();
+        // File calls run on Tokio's blocking pool (bounded, 512 threads), never on the async
+        // workers: a stuck volume or a FIFO in place of the log then holds one pool thread,
+        // not the worker that /healthz and every other replica also need.
+        wasi.inherit_stderr().allow_blocking_current_thread(false);
+        if let Some(name) = &config.name {
+            wasi.env("HOSTNAME", name);
+        }
+        // Opened per request, so a volume that appears (or vanishes) is seen at once.
+        if config.data_dir.is_dir() {
+            wasi.preopened_dir(&config.data_dir, DEFAULT_VISITS_DIR, FsPerms::ReadWrite)?;
+        }
+        let pre = self.runtime.pre.clone();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(config.limits.memory_bytes())
+            .build();
+        let mut store = RequestState::store(pre.engine(), wasi.build(), limits);
+        // Every tick a busy guest yields to Tokio, so a runaway cannot starve the other
+        // requests on its worker thread; past its deadline it is stopped (Interrupt traps).
+        let deadline = Instant::now() + config.limits.request_timeout();
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if Instant::now() >= deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                // tokio::task::yield_now lets the I/O driver run before this guest resumes.
+                UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
+            })
+        });
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let req = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, req)?;
+        let out = store.data_mut().http().new_response_outparam(sender)?;
+        // Its own task: the guest keeps streaming the body after the headers are sent. The
+        // deadline covers all of it: a guest waiting on a stuck volume or on a client that
+        // stopped reading is dropped then, and its slot freed (the epoch only stops a guest
+        // that is running).
+        let timeout = config.limits.request_timeout();
+        let task = tokio::spawn(async move {
+            let _admission = admission;
+            let exchange = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, req, out)
+                    .await
+            };
+            tokio::time::timeout_at(deadline.into(), exchange)
+                .await
+                .map_err(|_| DeadlinePassed(timeout))
+        });
+        match receiver.await {
+            Ok(Ok(resp)) => {
+                // The head is sent; a trap or the deadline while streaming can only be logged.
+                let (replica, target) = (self.name().to_owned(), target.to_owned());
+                tokio::spawn(async move {
+                    let why = match task.await {
+                        Ok(Ok(Ok(()))) => return,
+                        Ok(Ok(Err(e))) => {
+                            format!("component failed after the response head was sent: {e:#}")
+                        }
+                        Ok(Err(e)) => format!("{e}; the response was cut short"),
+                        Err(e) => format!("component task failed: {e}"),
+                    };
+                    tracing::error!(replica, target, "{why}");
+                });
+                Ok(resp)
+            }
+            Ok(Err(code)) => anyhow::bail!("component answered with error code {code:?}"),
+            Err(_) => match task.await {
+                Ok(Ok(Ok(()))) => anyhow::bail!("component returned without setting a response"),
+                Ok(Ok(Err(e))) => Err(anyhow::Error::from(e).context("component trapped")),
+                Ok(Err(deadline)) => Err(deadline.into()),
+                Err(e) => Err(e.into()),
+            },
+        }
+    }
+}
+
+/// A request still waiting (on the volume, on the client) when its deadline came.
+#[derive(Debug)]
+pub struct DeadlinePassed(pub Duration);
+
+impl std::fmt::Display for DeadlinePassed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "request ran past its {:?} deadline", self.0)
+    }
+}
+
+impl std::error::Error for DeadlinePassed {}
+
+fn retry_later(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
+}

@@ -159,14 +159,19 @@ def main():
         os.makedirs(d, exist_ok=True)
         return d
 
-    def ours(key, label, wasm, extra=()):
+    def ours(key, label, wasm, extra=(), quiet=True):
         d = data(key)
-        return Contender(key, label, [RUNNER, "up", "--quiet", "--listen", "127.0.0.1:{port}",
+        # Logging on: one info line per request to stderr (/dev/null here). RUST_LOG is set
+        # either way: a user's own RUST_LOG would override --quiet.
+        log = ["--quiet"] if quiet else []
+        return Contender(key, label, [RUNNER, "up", *log, "--listen", "127.0.0.1:{port}",
                                       "--data", d, "--wasm", wasm, "--cache-dir", cache, *extra],
-                         os.path.join(d, "app-wasm-0"), ready="/healthz")
+                         os.path.join(d, "app-wasm-0"), ready="/healthz",
+                         env={"RUST_LOG": "warn" if quiet else "info"})
 
     contenders = [
         ours("host", "app-wasm, our host", APP),
+        ours("host_logging", "app-wasm, our host, request log on", APP, quiet=False),
         ours("host_on_demand", "app-wasm, our host, no pooling", APP, ["--allocator", "on-demand"]),
         ours("hello", "hello-world, our host (ceiling)", HELLO),
     ]

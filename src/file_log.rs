@@ -499,6 +499,12 @@ fn random_u64() -> u64 {
 mod tests {
     use super::*;
 
+    /// The text form of `records` records after the first `skip`, as served.
+    fn served(log: &FileLog, skip: u64, records: u64) -> Vec<u8> {
+        let chunks = log.text_chunks(Span { skip, records }).unwrap();
+        chunks.flatten().collect()
+    }
+
     const TS: &str = "2026-11-27T08:03:19.12345+03:00";
     const TS2: &str = "2026-11-27T08:03:20.00001+03:00";
 
@@ -525,32 +531,11 @@ mod tests {
         assert_eq!(s.last.as_deref(), Some(TS2));
         let text = fs::read_to_string(log.log_path()).unwrap();
         assert_eq!(text, format!("{TS}\n{TS2}\n"));
-        let streamed: Vec<u8> = log
-            .text_chunks(Span {
-                skip: 0,
-                records: 2,
-            })
-            .unwrap()
-            .flatten()
-            .collect();
+        let streamed: Vec<u8> = served(&log, 0, 2);
         assert_eq!(streamed, text.as_bytes());
-        let first_only: Vec<u8> = log
-            .text_chunks(Span {
-                skip: 0,
-                records: 1,
-            })
-            .unwrap()
-            .flatten()
-            .collect();
+        let first_only: Vec<u8> = served(&log, 0, 1);
         assert_eq!(first_only, format!("{TS}\n").as_bytes());
-        let second_only: Vec<u8> = log
-            .text_chunks(Span {
-                skip: 1,
-                records: 1,
-            })
-            .unwrap()
-            .flatten()
-            .collect();
+        let second_only: Vec<u8> = served(&log, 1, 1);
         assert_eq!(second_only, format!("{TS2}\n").as_bytes());
     }
 
@@ -592,14 +577,7 @@ mod tests {
         }
         assert_eq!(fs::read(log.log_path()).unwrap(), bytes, "nothing was cut");
         // Readers stop at the first record that is not one.
-        let streamed: Vec<u8> = log
-            .text_chunks(Span {
-                skip: 0,
-                records: 3,
-            })
-            .unwrap()
-            .flatten()
-            .collect();
+        let streamed: Vec<u8> = served(&log, 0, 3);
         assert_eq!(streamed, format!("{TS}\n").as_bytes());
     }
 
@@ -622,14 +600,7 @@ mod tests {
         assert_eq!((s.visits, s.torn_bytes), (2, 9));
         assert_eq!(s.first.as_deref(), Some("2026-11-27T08:03:19.12345+03:00"));
         assert_eq!(s.last.as_deref(), Some("2026-11-27T08:03:19.99999+03:00"));
-        let served: Vec<u8> = log
-            .text_chunks(Span {
-                skip: 1,
-                records: 1,
-            })
-            .unwrap()
-            .flatten()
-            .collect();
+        let served: Vec<u8> = served(&log, 1, 1);
         assert_eq!(served, b"2026-11-27T08:03:19.99999+03:00\n");
         log.check_ready().unwrap();
 

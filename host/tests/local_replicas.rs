@@ -272,24 +272,12 @@ async fn each_request_is_one_structured_log_line_and_host_errors_name_the_replic
     let log = data.path().join("runner.log");
     let runner = Runner::start_logged(data.path(), &[], &log, None);
     let base = runner.base.clone();
-    assert_eq!(
-        client()
-            .get(format!("{base}/"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        client()
-            .get(format!("{base}/nope"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
+    let status = |path: &str| {
+        let url = format!("{base}{path}");
+        async move { client().get(url).send().await.unwrap().status() }
+    };
+    assert_eq!(status("/").await, 200);
+    assert_eq!(status("/nope").await, 404);
     // Refused by the host before the component runs: still names the replica.
     let refused = raw(
         &base,

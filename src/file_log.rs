@@ -51,6 +51,7 @@ impl FileLog {
     /// Opens the log for reading, with its layout at that moment. `None` when no visit was
     /// ever recorded.
     pub fn open_for_read(&self) -> Result<Option<(File, Layout)>, StoreError> {
+        self.refuse_special_file()?;
         match File::open(self.log_path()) {
             Ok(mut file) => {
                 let layout = self.inspect(&mut file)?;
@@ -64,6 +65,18 @@ impl FileLog {
                 Ok(None)
             }
             Err(e) => Err(self.open_error(e)),
+        }
+    }
+
+    /// A FIFO, socket or device in place of the log is refused before it is opened: a
+    /// read-only open of a FIFO waits for a writer, possibly forever. (Appends open it
+    /// read-write, which never waits, and `inspect` refuses it then.)
+    fn refuse_special_file(&self) -> Result<(), StoreError> {
+        match fs::metadata(self.log_path()) {
+            Ok(m) if !m.is_file() && !m.is_dir() => {
+                Err(self.damaged(format_args!("it is not a regular file")))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -579,6 +592,25 @@ mod tests {
         // Readers stop at the first record that is not one.
         let streamed: Vec<u8> = served(&log, 0, 3);
         assert_eq!(streamed, format!("{TS}\n").as_bytes());
+    }
+
+    #[test]
+    fn a_fifo_for_a_log_is_refused_without_waiting_for_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = FileLog::new(dir.path());
+        let made = std::process::Command::new("mkfifo")
+            .arg(log.log_path())
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // Each would block forever in open() if it opened the FIFO read-only.
+        let refused = |r: Result<(), StoreError>| {
+            matches!(r, Err(StoreError::Damaged(m)) if m.contains("not a regular file"))
+        };
+        assert!(refused(log.summary().map(drop)));
+        assert!(refused(log.check_ready()));
+        assert!(refused(log.append(TS)));
+        assert!(refused(log.text_chunks(Span::default()).map(drop)));
     }
 
     #[test]

@@ -77,9 +77,17 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    match Cli::parse().command {
+fn main() -> Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    let result = runtime.block_on(run(Cli::parse().command));
+    // Dropping a runtime waits for every blocking thread; one stuck in a system call (a hung
+    // volume) must not keep the process from exiting after its drain.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    result
+}
+
+async fn run(command: Command) -> Result<()> {
+    match command {
         Command::Up {
             listen,
             replicas,

@@ -13,7 +13,7 @@ use hyper::header::{HeaderValue, RETRY_AFTER};
 use hyper::StatusCode;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use wasmtime::{StoreLimitsBuilder, UpdateDeadline};
+use wasmtime::{Store, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx};
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -34,7 +34,9 @@ impl Runtime {
     ) -> Result<()> {
         let conn = config.limits.conn();
         let replica = Arc::new(ReplicaServer::new(self, config));
-        server::serve(replica, listener, &conn, shutdown).await
+        server::serve(replica.clone(), listener, &conn, shutdown).await?;
+        replica.wait_for_guests(GUEST_EXIT_WAIT).await;
+        Ok(())
     }
 }
 
@@ -66,6 +68,14 @@ impl ServeConfig {
 
 type Response = hyper::Response<HyperOutgoingBody>;
 
+/// After the drain, how long a replica waits for guests still running (their connections
+/// are closed, so they end at their next write) before it stops without them.
+const GUEST_EXIT_WAIT: Duration = Duration::from_secs(1);
+
+/// How long past a request's deadline the host waits for its thread before answering for
+/// it: ten epoch ticks, enough for a running guest to be interrupted.
+const STUCK_CALL_GRACE: Duration = Duration::from_millis(100);
+
 /// One replica's HTTP server: the shared compiled component with this replica's volume and
 /// name, and its own admission limits.
 pub struct ReplicaServer {
@@ -73,6 +83,9 @@ pub struct ReplicaServer {
     config: ServeConfig,
     /// One permit per request in flight, held until the component has finished streaming.
     in_flight: Arc<Semaphore>,
+    /// Set once the replica has drained: guests still running (their clients gone) end at
+    /// their next await instead of at their deadline.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// What a request holds while the component serves it: its place among this replica's
@@ -89,6 +102,7 @@ impl ReplicaServer {
             runtime,
             config,
             in_flight,
+            stopping: tokio::sync::watch::Sender::new(false),
         }
     }
 
@@ -116,6 +130,26 @@ impl ReplicaServer {
             return Some(error_response(StatusCode::PAYLOAD_TOO_LARGE, &why));
         }
         None
+    }
+
+    /// Tells the guests still running to end (the drain is over: their connections are
+    /// closed) and waits until none runs (each holds an in-flight permit on its thread), at
+    /// most `limit`: the runtime must outlive every guest it drives. A guest stuck in a
+    /// system call is left behind, and said so.
+    async fn wait_for_guests(&self, limit: Duration) {
+        self.stopping.send_replace(true);
+        let all = self.config.limits.max_concurrent as u32;
+        if tokio::time::timeout(limit, self.in_flight.acquire_many(all))
+            .await
+            .is_err()
+        {
+            let running = all as usize - self.in_flight.available_permits();
+            tracing::warn!(
+                replica = self.name(),
+                "{running} request(s) still running after the drain (a stuck volume?); \
+                 stopping without them"
+            );
+        }
     }
 
     /// A place in flight and an instance slot, or why none is free now.
@@ -209,68 +243,90 @@ impl ReplicaServer {
         self.config.name.as_deref().unwrap_or("-")
     }
 
-    async fn call_component(
-        &self,
-        req: hyper::Request<hyper::body::Incoming>,
-        admission: Admission,
-        target: &str,
-    ) -> Result<Response> {
+    /// A fresh `Store` for one request: this replica's volume preopened as `/data` (opened
+    /// per request, so a volume that appears or vanishes is seen at once), its name, its
+    /// memory cap, and its deadline.
+    fn request_store(&self, deadline: Instant) -> wasmtime::Result<Store<RequestState>> {
         let config = &self.config;
         let mut wasi = WasiCtx::builder();
-        // File calls run on Tokio's blocking pool (bounded, 512 threads), never on the async
-        // workers: a stuck volume or a FIFO in place of the log then holds one pool thread,
-        // not the worker that /healthz and every other replica also need.
-        wasi.inherit_stderr().allow_blocking_current_thread(false);
+        // File calls run right here: this is a blocking-pool thread of this request's own
+        // (see `call_component`), never an async worker.
+        wasi.inherit_stderr().allow_blocking_current_thread(true);
         if let Some(name) = &config.name {
             wasi.env("HOSTNAME", name);
         }
-        // Opened per request, so a volume that appears (or vanishes) is seen at once.
         if config.data_dir.is_dir() {
             wasi.preopened_dir(&config.data_dir, DEFAULT_VISITS_DIR, FsPerms::ReadWrite)?;
         }
-        let pre = self.runtime.pre.clone();
         let limits = StoreLimitsBuilder::new()
             .memory_size(config.limits.memory_bytes())
             .build();
-        let mut store = RequestState::store(pre.engine(), wasi.build(), limits);
-        // Every tick a busy guest yields to Tokio, so a runaway cannot starve the other
-        // requests on its worker thread; past its deadline it is stopped (Interrupt traps).
-        let deadline = Instant::now() + config.limits.request_timeout();
+        let mut store = RequestState::store(self.runtime.pre.engine(), wasi.build(), limits);
+        // Every tick a busy guest yields, so the deadline below can fire; past its deadline a
+        // running guest is stopped (Interrupt traps).
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
             Ok(if Instant::now() >= deadline {
                 UpdateDeadline::Interrupt
             } else {
-                // tokio::task::yield_now lets the I/O driver run before this guest resumes.
                 UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
             })
         });
+        Ok(store)
+    }
+
+    /// Runs the component for one request on a blocking-pool thread of its own (bounded by
+    /// Tokio's pool, 512 threads), driving its async parts with the runtime's handle. Its
+    /// file calls are then plain system calls on that thread: no hop to another thread per
+    /// call (four or five per visit), and a stuck volume or a FIFO in place of the log holds
+    /// only this thread, never an async worker that /healthz and every other replica need.
+    /// The deadline covers the whole exchange, streaming to a slow reader included.
+    async fn call_component(
+        self: &Arc<Self>,
+        req: hyper::Request<hyper::body::Incoming>,
+        admission: Admission,
+        target: &str,
+    ) -> Result<Response> {
+        let timeout = self.config.limits.request_timeout();
+        let deadline = Instant::now() + timeout;
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        let req = store
-            .data_mut()
-            .http()
-            .new_incoming_request(Scheme::Http, req)?;
-        let out = store.data_mut().http().new_response_outparam(sender)?;
-        // Its own task: the guest keeps streaming the body after the headers are sent. The
-        // deadline covers all of it: a guest waiting on a stuck volume or on a client that
-        // stopped reading is dropped then, and its slot freed (the epoch only stops a guest
-        // that is running).
-        let timeout = config.limits.request_timeout();
-        let task = tokio::spawn(async move {
+        let (replica, handle) = (self.clone(), tokio::runtime::Handle::current());
+        let mut stopping = self.stopping.subscribe();
+        let task = tokio::task::spawn_blocking(move || {
             let _admission = admission;
-            let exchange = async {
-                let proxy = pre.instantiate_async(&mut store).await?;
-                proxy
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut store, req, out)
-                    .await
-            };
-            tokio::time::timeout_at(deadline.into(), exchange)
-                .await
-                .map_err(|_| DeadlinePassed(timeout))
+            handle.block_on(async move {
+                let exchange = async {
+                    let mut store = replica.request_store(deadline)?;
+                    let req = store
+                        .data_mut()
+                        .http()
+                        .new_incoming_request(Scheme::Http, req)?;
+                    let out = store.data_mut().http().new_response_outparam(sender)?;
+                    let proxy = replica.runtime.pre.instantiate_async(&mut store).await?;
+                    proxy
+                        .wasi_http_incoming_handler()
+                        .call_handle(&mut store, req, out)
+                        .await
+                };
+                tokio::select! {
+                    done = tokio::time::timeout_at(deadline.into(), exchange) => {
+                        done.map_err(|_| DeadlinePassed(timeout))
+                    }
+                    _ = stopping.wait_for(|stop| *stop) => {
+                        Ok(Err(wasmtime::Error::msg("the replica stopped")))
+                    }
+                }
+            })
         });
-        match receiver.await {
-            Ok(Ok(resp)) => {
+        // A thread stuck in a system call cannot see its own deadline: this side answers
+        // for it, and the thread (with its permits) is released when the call returns. The
+        // grace lets a guest that is running or waiting end itself at the deadline first
+        // (500 for a runaway stopped by its epoch, 503 for a wait), as without a stuck call.
+        let stuck_after = deadline + STUCK_CALL_GRACE;
+        let head = tokio::time::timeout_at(stuck_after.into(), receiver).await;
+        match head {
+            Err(_) => Err(DeadlinePassed(timeout).into()),
+            Ok(Ok(Ok(resp))) => {
                 // The head is sent; a trap or the deadline while streaming can only be logged.
                 let (replica, target) = (self.name().to_owned(), target.to_owned());
                 tokio::spawn(async move {
@@ -286,8 +342,8 @@ impl ReplicaServer {
                 });
                 Ok(resp)
             }
-            Ok(Err(code)) => anyhow::bail!("component answered with error code {code:?}"),
-            Err(_) => match task.await {
+            Ok(Ok(Err(code))) => anyhow::bail!("component answered with error code {code:?}"),
+            Ok(Err(_)) => match task.await {
                 Ok(Ok(Ok(()))) => anyhow::bail!("component returned without setting a response"),
                 Ok(Ok(Err(e))) => Err(anyhow::Error::from(e).context("component trapped")),
                 Ok(Err(deadline)) => Err(deadline.into()),

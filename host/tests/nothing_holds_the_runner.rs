@@ -103,7 +103,8 @@ fn sigterm_stops_the_runner_by_its_drain_deadline_despite_a_stalled_reader() {
     let data = dir.path().join("app-wasm-0");
     std::fs::create_dir_all(&data).unwrap();
     big_log(&data, 500_000);
-    let runner = Runner::start(dir.path(), &["--drain-timeout-secs", "2"]);
+    let log = dir.path().join("runner.log");
+    let runner = Runner::start_logged(dir.path(), &["--drain-timeout-secs", "2"], &log, None);
     let addr: SocketAddr = runner.base.trim_start_matches("http://").parse().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let _stalled = rt.block_on(stalled_reader(addr));
@@ -111,9 +112,14 @@ fn sigterm_stops_the_runner_by_its_drain_deadline_despite_a_stalled_reader() {
     let stopping = Instant::now();
     let out = runner.terminate();
     let took = stopping.elapsed();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = std::fs::read_to_string(&log).unwrap();
     println!("SIGTERM with a stalled reader: exited after {took:?}\n{stderr}");
     assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("drain: requests still in flight"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "a clean exit: {stderr}");
     assert!(
         took >= Duration::from_secs(2),
         "it waited for the drain: {took:?}"
@@ -122,9 +128,9 @@ fn sigterm_stops_the_runner_by_its_drain_deadline_despite_a_stalled_reader() {
 }
 
 /// A FIFO in place of the log (the stand-in for a hung volume) used to block a file
-/// call on an async worker, and /healthz never answered again. File calls now run on the
-/// blocking pool and the log must be a regular file: the FIFO is refused at once, and
-/// anything that did block would be cut off by the request deadline.
+/// call on an async worker, and /healthz never answered again. Each request now runs the
+/// component on a blocking-pool thread of its own and the log must be a regular file: the
+/// FIFO is refused at once, and a call that did block would get its 503 at the deadline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fifo_for_a_log_is_refused_at_once_while_healthz_and_others_answer() {
     let stuck = tempfile::tempdir().unwrap();

@@ -24,6 +24,10 @@ RUNNER = os.path.join(ROOT, "target/release/app-wasm")
 APP = os.path.join(ROOT, "target/wasm32-wasip2/release/app_wasm.wasm")
 HELLO = os.path.join(ROOT, "target/wasm32-wasip2/release/app_wasm_hello.wasm")
 VENV = os.path.join(ROOT, "target/bench/venv")
+# The Spin CLI the tests run (3.6.3, the Spin inside containerd-shim-spin 0.24.0), and the
+# Kubernetes flavour (SQLite store) staged by k8s/image/build.sh.
+SPIN = os.environ.get("SPIN_BIN", os.path.join(ROOT, "../shared/bin/spin"))
+IMAGE = os.path.join(ROOT, "target/image")
 LUA = os.path.join(ROOT, "bench/wrk-report.lua")
 RECORD = b"2026-11-27T08:03:19.12345+03:00\n"
 
@@ -90,6 +94,11 @@ class Contender:
     def start(self):
         cmd = [a.replace("{port}", str(self.port)) for a in self.command]
         env = dict(os.environ, **(self.env or {}))
+        # As deployed: backtraces off. With RUST_BACKTRACE=1 every error value the runtimes
+        # create on the normal path (wasmtime-wasi-http makes some per request) walks the
+        # stack: 5% of the CPU in libgcc's unwinder for the hello component.
+        for var in ["RUST_BACKTRACE", "RUST_LIB_BACKTRACE"]:
+            env.pop(var, None)
         started = time.perf_counter()
         self.proc = subprocess.Popen(
             cmd, cwd=self.cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -124,6 +133,36 @@ def wrk(url, connections, seconds, rss_of=None):
     result = json.loads(lines[-1])
     result["peak_rss_kib"] = peak
     return result
+
+
+def spin_contenders(data):
+    """`spin up` on the same .wasm with the file store (the repo's spin.toml, data/ mounted
+    writable), and on the SQLite flavour with the pods' runtime config, its store moved to a
+    bench volume: what a user meets on a laptop, and what a pod runs (minus containerd)."""
+    env = {"SPIN_DISABLE_TELEMETRY": "1"}
+    app = data("spin-file")
+    shutil.copy(os.path.join(ROOT, "spin.toml"), app)
+    os.makedirs(os.path.join(app, "target/wasm32-wasip2/release"), exist_ok=True)
+    shutil.copy(APP, os.path.join(app, "target/wasm32-wasip2/release/app_wasm.wasm"))
+    os.makedirs(os.path.join(app, "data"), exist_ok=True)
+    file_flavour = Contender(
+        "spin_file", "app-wasm, spin up (file store)",
+        [SPIN, "up", "--direct-mounts", "--allow-transient-write", "--listen", "127.0.0.1:{port}"],
+        os.path.join(app, "data"), env=env, cwd=app, ready="/healthz")
+
+    app, volume = data("spin-sqlite"), data("spin-sqlite-volume")
+    for f in ["spin.toml", "app_wasm.wasm"]:
+        shutil.copy(os.path.join(IMAGE, f), app)
+    with open(os.path.join(ROOT, "k8s/runtime-config.toml")) as f:
+        config = f.read().replace('"/data/', f'"{volume}/')
+    with open(os.path.join(app, "runtime-config.toml"), "w") as f:
+        f.write(config)
+    sqlite_flavour = Contender(
+        "spin_sqlite", "app-wasm SQLite, spin up (as in pods)",
+        [SPIN, "up", "--listen", "127.0.0.1:{port}", "--runtime-config-file",
+         "runtime-config.toml", "--log-dir", ""],
+        None, env=env, cwd=app, ready="/healthz")
+    return [file_flavour, sqlite_flavour]
 
 
 def cold_starts(make, repeat):
@@ -175,6 +214,11 @@ def main():
         ours("host_on_demand", "app-wasm, our host, no pooling", APP, ["--allocator", "on-demand"]),
         ours("hello", "hello-world, our host (ceiling)", HELLO),
     ]
+    if os.access(SPIN, os.X_OK):
+        contenders += spin_contenders(data)
+    else:
+        print(f"no Spin CLI at {SPIN} (set SPIN_BIN): skipping the spin up contenders",
+              file=sys.stderr)
     if shutil.which("wasmtime"):
         d = data("wasmtime")
         contenders.append(Contender(
@@ -191,7 +235,7 @@ def main():
 
     results = {"machine": {"cpus": cpus}, "seconds": seconds, "runs": [], "contenders": {}}
     for c in contenders:
-        c.start()
+        ready_ms = c.start() * 1000
         try:
             for path in ["/", "/visits"]:
                 for conns in conn_levels:
@@ -205,7 +249,7 @@ def main():
                           flush=True)
         finally:
             c.stop()
-        results["contenders"][c.key] = {"label": c.label}
+        results["contenders"][c.key] = {"label": c.label, "start_to_ready_ms": ready_ms}
 
     # Cold start: process start to the first 200, without and with a warm code cache.
     def fresh_host(cache_dir):
@@ -278,29 +322,37 @@ def find(results, key, path, conns):
 
 def report(results, conn_levels):
     top = conn_levels[-1]
-    seed = find(results, "seed", "/", top)
-    ceiling = find(results, "hello", "/", top)
     print()
-    print(f"| contender | path | conns | req/s | p50 ms | p99 ms | p99.9 ms | vs seed | vs ceiling | peak RSS MiB |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| contender | path | conns | req/s | p50 ms | p99 ms | p99.9 ms | vs seed | vs ceiling "
+          "| peak RSS MiB | start to ready ms |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results["runs"]:
-        label = results["contenders"][r["contender"]]["label"]
+        contender = results["contenders"][r["contender"]]
         base_seed = find(results, "seed", r["path"], r["connections"])
         base_ceiling = find(results, "hello", "/", r["connections"])
         vs_seed = f"{r['rps'] / base_seed['rps']:.1f}x" if base_seed and base_seed["rps"] else "-"
         vs_ceiling = (f"{100 * r['rps'] / base_ceiling['rps']:.0f}%"
                       if base_ceiling and base_ceiling["rps"] else "-")
         rss = f"{r['peak_rss_kib'] / 1024:.1f}" if r["peak_rss_kib"] else ""
-        print(f"| {label} | {r['path']} | {r['connections']} | {r['rps']:.0f} | "
+        first = r["path"] == "/" and r["connections"] == conn_levels[0]
+        ready = f"{contender['start_to_ready_ms']:.0f}" if first else ""
+        print(f"| {contender['label']} | {r['path']} | {r['connections']} | {r['rps']:.0f} | "
               f"{r['p50_us']/1000:.2f} | {r['p99_us']/1000:.2f} | {r['p999_us']/1000:.2f} | "
-              f"{vs_seed} | {vs_ceiling} | {rss} |")
-    host = find(results, "host", "/", top)
+              f"{vs_seed} | {vs_ceiling} | {rss} | {ready} |")
     print()
-    if host and seed and ceiling:
-        print(f"GET / at {top} connections: our host {host['rps']:.0f} req/s = "
-              f"{host['rps'] / seed['rps']:.1f}x the seed app, "
-              f"{100 * host['rps'] / ceiling['rps']:.0f}% of the hello-world ceiling; "
-              f"p99 {host['p99_us'] / 1000:.2f} ms")
+    # The targets, as ratios within this run: GET / of our host against each peer.
+    for conns in conn_levels:
+        host = find(results, "host", "/", conns)
+        if not host:
+            continue
+        ratios = []
+        for key, name in [("hello", "the ceiling"), ("seed", "the seed"),
+                          ("wasmtime", "wasmtime serve"), ("spin_file", "spin up")]:
+            peer = find(results, key, "/", conns)
+            if peer and peer["rps"]:
+                ratios.append(f"{host['rps'] / peer['rps']:.2f}x {name}")
+        print(f"GET / at {conns} connections: our host {host['rps']:.0f} req/s, p99 "
+              f"{host['p99_us'] / 1000:.2f} ms = " + ", ".join(ratios))
     inst = results["instantiation"]
     print(f"per-request instantiation (pooling): median {inst['median_us']:.1f} us, "
           f"p99 {inst['p99_us']:.1f} us over {inst['n']}")

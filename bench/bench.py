@@ -135,6 +135,40 @@ def wrk(url, connections, seconds, rss_of=None):
     return result
 
 
+def pod_contender(results, conn_levels, seconds, work):
+    """The SQLite flavour as a pod runs it: containerd with its CRI plugin and
+    containerd-shim-spin, one pod of the rendered StatefulSet started by the CRI tier's
+    kubelet stand-in (tests/kubelet_cri, its ignored bench test), driven by wrk the same way.
+    Memory is the pod's cgroup peak. Needs root and the CRI tier's tools."""
+    if os.geteuid() != 0 or not shutil.which("containerd-shim-spin-v2"):
+        print("not root or no containerd-shim-spin-v2: skipping the pod contender", file=sys.stderr)
+        return
+    out = os.path.join(work, "pod.json")
+    env = dict(os.environ, APP_WASM_BENCH_POD_JSON=out, APP_WASM_BENCH_SECONDS=str(seconds),
+               APP_WASM_BENCH_CONNS=",".join(map(str, conn_levels)))
+    # --workspace: the same build as the README's test command, so nothing is rebuilt.
+    cmd = ["cargo", "test", "-q", "--release", "--workspace", "--test", "kubelet_cri", "--",
+           "--ignored", "--exact", "bench_one_pod_under_the_shim", "--nocapture"]
+    done = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True)
+    if done.returncode != 0 or not os.path.exists(out):
+        print(f"the pod contender failed; skipping it:\n{done.stdout[-3000:]}", file=sys.stderr)
+        return
+    with open(out) as f:
+        doc = json.load(f)
+    label = "app-wasm SQLite, containerd-shim-spin pod"
+    results["contenders"]["shim"] = {"label": label,
+                                     "start_to_ready_ms": doc["start_to_ready_ms"]}
+    for r in doc["runs"]:
+        r["contender"] = "shim"
+        if r["connections"] != conn_levels[-1]:
+            r["peak_rss_kib"] = 0  # like the others: memory at the top level only
+        results["runs"].append(r)
+        print(f"{label:<36} GET {r['path']:<8} c={r['connections']:<3} {r['rps']:>9.0f} req/s  "
+              f"p50 {r['p50_us']/1000:.2f} ms  p99 {r['p99_us']/1000:.2f} ms  "
+              f"p99.9 {r['p999_us']/1000:.2f} ms  errors {r['errors'] + r['non_2xx']}", flush=True)
+
+
 def spin_contenders(data):
     """`spin up` on the same .wasm with the file store (the repo's spin.toml, data/ mounted
     writable), and on the SQLite flavour with the pods' runtime config, its store moved to a
@@ -250,6 +284,8 @@ def main():
         finally:
             c.stop()
         results["contenders"][c.key] = {"label": c.label, "start_to_ready_ms": ready_ms}
+
+    pod_contender(results, conn_levels, seconds, work)
 
     # Cold start: process start to the first 200, without and with a warm code cache.
     def fresh_host(cache_dir):

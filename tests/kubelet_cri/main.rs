@@ -422,3 +422,71 @@ async fn the_statefulset_runs_on_a_wasm_node_as_kubelet_runs_it() {
         tier.elapsed()
     );
 }
+
+/// `bench/run`'s pod contender: one pod of the rendered StatefulSet under containerd-shim-spin,
+/// started as kubelet starts it, then driven by wrk like every other contender. Writes one
+/// JSON document to `APP_WASM_BENCH_POD_JSON`: start to ready, and per path and connection
+/// count wrk's figures plus the pod's cgroup memory peak so far.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark, not a test: bench/run runs it with APP_WASM_BENCH_POD_JSON set"]
+async fn bench_one_pod_under_the_shim() {
+    let out = std::env::var("APP_WASM_BENCH_POD_JSON").expect("APP_WASM_BENCH_POD_JSON");
+    let seconds: u64 = std::env::var("APP_WASM_BENCH_SECONDS").map_or(5, |s| s.parse().unwrap());
+    let conns: Vec<usize> = std::env::var("APP_WASM_BENCH_CONNS")
+        .unwrap_or_else(|_| "1,16,64".into())
+        .split(',')
+        .map(|c| c.parse().unwrap())
+        .collect();
+    assert!(prerequisites_present(), "the CRI tier's tools are missing");
+    let rendered = Rendered::load().expect("kubectl to render k8s/");
+    let classes = Rendered::load_dir("k8s/runtimeclass").expect("k8s/runtimeclass");
+    let sts = rendered.statefulset();
+    let class = sts["spec"]["template"]["spec"]["runtimeClassName"]
+        .as_str()
+        .unwrap();
+    let template = PodTemplate::from_render(&rendered, classes.one("RuntimeClass", class));
+    let node = Node::start().await;
+    node.import_pause_image();
+    node.import_app_image(&template.image);
+    node.wait_indexed(&template.image).await;
+    node.wait_indexed(node::PAUSE_IMAGE).await;
+    let kubelet = Kubelet {
+        node: &node,
+        template: &template,
+    };
+    let created = Instant::now();
+    let pod = kubelet.run_pod(0, free_port()).await;
+    let ready = kubelet.until_ready(&pod).await - created;
+    let base = format!("http://127.0.0.1:{}", pod.port);
+    let pid = kubelet.pid(&pod).await;
+    let lua = support::repo_root().join("bench/wrk-report.lua");
+    let mut runs = Vec::new();
+    for path in ["/", "/visits"] {
+        for &c in &conns {
+            let wrk = std::process::Command::new("wrk")
+                .args(["-t", &c.min(2).to_string(), "-c", &c.to_string()])
+                .args(["-d", &format!("{seconds}s"), "--timeout", "5s", "-s"])
+                .arg(&lua)
+                .arg(format!("{base}{path}"))
+                .output()
+                .expect("wrk on PATH (bench/run installs it)");
+            let stdout = String::from_utf8(wrk.stdout).unwrap();
+            let report = stdout.lines().rfind(|l| l.starts_with('{'));
+            let mut run: serde_json::Value =
+                serde_json::from_str(report.expect("wrk's JSON report")).unwrap();
+            let c_stats = check_process(pid, &template, &pod.name);
+            run["path"] = path.into();
+            run["connections"] = c.into();
+            run["peak_rss_kib"] = (c_stats.memory_peak / 1024).into();
+            runs.push(run);
+        }
+    }
+    kubelet.remove(&pod).await;
+    let doc = serde_json::json!({
+        "start_to_ready_ms": ready.as_secs_f64() * 1000.0,
+        "memory_limit_mib": mib(template.memory_limit as u64),
+        "runs": runs,
+    });
+    std::fs::write(&out, doc.to_string()).unwrap();
+    println!("{doc:#}");
+}

@@ -52,6 +52,10 @@ fn assert_is_container_port(port: &Value, container: &Value, what: &str) {
 }
 
 #[test]
+#[cfg_attr(
+    no_kubectl,
+    ignore = "needs kubectl >= 1.25: .ci/install-k8s-tools, or KUBECTL"
+)]
 fn every_selector_selects_the_statefulset_pods() {
     let Some(r) = Rendered::load() else { return };
     let pods = r.pod_labels();
@@ -82,6 +86,10 @@ fn every_selector_selects_the_statefulset_pods() {
 }
 
 #[test]
+#[cfg_attr(
+    no_kubectl,
+    ignore = "needs kubectl >= 1.25: .ci/install-k8s-tools, or KUBECTL"
+)]
 fn statefulset_names_a_headless_service_and_a_spin_runtime_class() {
     let Some(r) = Rendered::load() else { return };
     let spec = &r.statefulset()["spec"];
@@ -125,6 +133,10 @@ fn statefulset_names_a_headless_service_and_a_spin_runtime_class() {
 }
 
 #[test]
+#[cfg_attr(
+    no_kubectl,
+    ignore = "needs kubectl >= 1.25: .ci/install-k8s-tools, or KUBECTL"
+)]
 fn every_service_and_policy_port_is_a_container_port() {
     let Some(r) = Rendered::load() else { return };
     let container = r.container();
@@ -162,6 +174,10 @@ fn every_service_and_policy_port_is_a_container_port() {
 }
 
 #[test]
+#[cfg_attr(
+    no_kubectl,
+    ignore = "needs kubectl >= 1.25: .ci/install-k8s-tools, or KUBECTL"
+)]
 fn probes_use_health_routes_never_the_visit_route() {
     let Some(r) = Rendered::load() else { return };
     let container = r.container();
@@ -181,6 +197,10 @@ fn probes_use_health_routes_never_the_visit_route() {
 }
 
 #[test]
+#[cfg_attr(
+    no_kubectl,
+    ignore = "needs kubectl >= 1.25: .ci/install-k8s-tools, or KUBECTL"
+)]
 fn every_volume_mount_is_backed_and_the_store_lives_on_the_claim() {
     let Some(r) = Rendered::load() else { return };
     let pod = &r.statefulset()["spec"]["template"]["spec"];
@@ -247,6 +267,10 @@ fn every_volume_mount_is_backed_and_the_store_lives_on_the_claim() {
 }
 
 #[test]
+#[cfg_attr(
+    no_kubectl,
+    ignore = "needs kubectl >= 1.25: .ci/install-k8s-tools, or KUBECTL"
+)]
 fn pods_run_locked_down() {
     let Some(r) = Rendered::load() else { return };
     let pod = &r.statefulset()["spec"]["template"]["spec"];

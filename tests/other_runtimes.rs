@@ -11,6 +11,10 @@ use support::contract::{check_contract, Volume};
 use support::{component, free_port, repo_root, spin_cli, tool_or_skip, ChildServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    no_wasmtime,
+    ignore = "needs wasmtime 48 on PATH: cargo install --locked wasmtime-cli --version 48.0.8"
+)]
 async fn wasmtime_serve_runs_the_same_component() {
     let wasmtime = PathBuf::from("wasmtime");
     if !tool_or_skip(
@@ -44,6 +48,10 @@ async fn wasmtime_serve_runs_the_same_component() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    no_spin,
+    ignore = "needs the Spin CLI: ../shared/bin/spin beside the repo, or SPIN_BIN"
+)]
 async fn spin_up_runs_the_manifest_with_a_writable_data_dir() {
     let spin = spin_cli();
     if !tool_or_skip(

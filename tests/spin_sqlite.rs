@@ -75,6 +75,10 @@ fn have_spin() -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    no_spin,
+    ignore = "needs the Spin CLI: ../shared/bin/spin beside the repo, or SPIN_BIN"
+)]
 async fn sqlite_flavour_serves_the_whole_contract_under_spin() {
     if !have_spin() {
         return;
@@ -85,6 +89,10 @@ async fn sqlite_flavour_serves_the_whole_contract_under_spin() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    no_spin,
+    ignore = "needs the Spin CLI: ../shared/bin/spin beside the repo, or SPIN_BIN"
+)]
 async fn sqlite_flavour_counts_a_thousand_concurrent_visits_exactly_and_survives_restart() {
     const VISITS: usize = 1000;
     if !have_spin() {
@@ -117,6 +125,10 @@ async fn sqlite_flavour_counts_a_thousand_concurrent_visits_exactly_and_survives
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    any(no_spin, not_root),
+    ignore = "needs the Spin CLI (../shared/bin/spin, or SPIN_BIN) and root (it mounts tmpfs)"
+)]
 async fn sqlite_flavour_on_a_full_volume_is_507_loses_nothing_and_recovers() {
     if !have_spin() {
         return;
@@ -162,6 +174,10 @@ async fn sqlite_flavour_on_a_full_volume_is_507_loses_nothing_and_recovers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    any(no_spin, not_root),
+    ignore = "needs the Spin CLI (../shared/bin/spin, or SPIN_BIN) and root (it mounts tmpfs)"
+)]
 async fn sqlite_flavour_on_a_read_only_volume_is_503_and_recovers() {
     if !have_spin() {
         return;
@@ -212,6 +228,10 @@ async fn sqlite_flavour_on_a_read_only_volume_is_503_and_recovers() {
 /// only stand-in is the API server: a `kubectl` that lists the three pods and forwards
 /// `get --raw .../pods/POD:PORT/proxy/PATH` to that replica's loopback port.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    no_spin,
+    ignore = "needs the Spin CLI: ../shared/bin/spin beside the repo, or SPIN_BIN"
+)]
 async fn show_script_prints_each_replicas_own_visits() {
     if !have_spin() {
         return;

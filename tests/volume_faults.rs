@@ -8,6 +8,7 @@ use support::contract::assert_error;
 use support::{client, read_records, start_host, visit_count, visit_until_refused, Tmpfs};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not_root, ignore = "needs root: it mounts tmpfs volumes")]
 async fn a_full_volume_is_507_loses_nothing_and_recovers_with_more_space() {
     let Some(volume) = Tmpfs::mount("16k") else {
         return;
@@ -62,6 +63,7 @@ async fn a_full_volume_is_507_loses_nothing_and_recovers_with_more_space() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not_root, ignore = "needs root: it mounts tmpfs volumes")]
 async fn a_read_only_volume_is_503_keeps_its_visits_and_recovers() {
     let Some(volume) = Tmpfs::mount("1m") else {
         return;
@@ -151,6 +153,7 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not_root, ignore = "needs root: it mounts tmpfs volumes")]
 async fn a_volume_filling_under_64_clients_loses_and_merges_nothing() {
     let Some(volume) = Tmpfs::mount("16k") else {
         return;
@@ -185,6 +188,7 @@ async fn a_volume_filling_under_64_clients_loses_and_merges_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not_root, ignore = "needs root: it mounts tmpfs volumes")]
 async fn a_volume_turning_read_only_under_64_clients_is_503_then_recovers() {
     let Some(volume) = Tmpfs::mount("1m") else {
         return;

@@ -223,7 +223,31 @@ fn check_process(pid: u32, template: &PodTemplate, name: &str) -> Checked {
     }
 }
 
+/// The rendered StatefulSet's pod template (with its RuntimeClass's handler), and a node with
+/// the app and pause images imported and indexed: where every pod here starts.
+async fn node_for(rendered: &Rendered, classes: &Rendered) -> (PodTemplate, Node) {
+    let sts = rendered.statefulset();
+    let class = sts["spec"]["template"]["spec"]["runtimeClassName"]
+        .as_str()
+        .unwrap();
+    let template = PodTemplate::from_render(rendered, classes.one("RuntimeClass", class));
+    let node = Node::start().await;
+    node.import_pause_image();
+    println!("{}", node.import_app_image(&template.image));
+    // imagePullPolicy: IfNotPresent: kubelet asks CRI whether the image is there, and finds
+    // it; so does RunPodSandbox for the sandbox image.
+    node.wait_indexed(&template.image).await;
+    node.wait_indexed(node::PAUSE_IMAGE).await;
+    (template, node)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    any(not_root, no_cri_node, no_kubectl),
+    ignore = "needs root, containerd, ctr, buildah, cc, containerd-shim-spin-v2 and kubectl >= 1.25 \
+              (apt-get install containerd runc buildah; ../shared/bin/install-shim; \
+              .ci/install-k8s-tools)"
+)]
 async fn the_statefulset_runs_on_a_wasm_node_as_kubelet_runs_it() {
     let tier = Instant::now();
     if !prerequisites_present() {
@@ -238,18 +262,7 @@ async fn the_statefulset_runs_on_a_wasm_node_as_kubelet_runs_it() {
     let sts = rendered.statefulset();
     assert_eq!(sts["spec"]["podManagementPolicy"], "Parallel");
     let replicas = sts["spec"]["replicas"].as_u64().unwrap() as usize;
-    let class = sts["spec"]["template"]["spec"]["runtimeClassName"]
-        .as_str()
-        .unwrap();
-    let template = PodTemplate::from_render(&rendered, classes.one("RuntimeClass", class));
-
-    let node = Node::start().await;
-    node.import_pause_image();
-    println!("{}", node.import_app_image(&template.image));
-    // imagePullPolicy: IfNotPresent: kubelet asks CRI whether the image is there, and finds
-    // it; so does RunPodSandbox for the sandbox image.
-    node.wait_indexed(&template.image).await;
-    node.wait_indexed(node::PAUSE_IMAGE).await;
+    let (template, node) = node_for(&rendered, &classes).await;
     let node_ready = tier.elapsed();
 
     // podManagementPolicy: Parallel: every pod is created at once, none waits for another.
@@ -440,16 +453,7 @@ async fn bench_one_pod_under_the_shim() {
     assert!(prerequisites_present(), "the CRI tier's tools are missing");
     let rendered = Rendered::load().expect("kubectl to render k8s/");
     let classes = Rendered::load_dir("k8s/runtimeclass").expect("k8s/runtimeclass");
-    let sts = rendered.statefulset();
-    let class = sts["spec"]["template"]["spec"]["runtimeClassName"]
-        .as_str()
-        .unwrap();
-    let template = PodTemplate::from_render(&rendered, classes.one("RuntimeClass", class));
-    let node = Node::start().await;
-    node.import_pause_image();
-    node.import_app_image(&template.image);
-    node.wait_indexed(&template.image).await;
-    node.wait_indexed(node::PAUSE_IMAGE).await;
+    let (template, node) = node_for(&rendered, &classes).await;
     let kubelet = Kubelet {
         node: &node,
         template: &template,

@@ -14,6 +14,17 @@ pub fn check_host<'v>(values: impl IntoIterator<Item = &'v [u8]>) -> Result<(), 
     valid_authority(value).map_err(|why| format!("invalid Host header: {why}"))
 }
 
+/// The Host rule every server here applies, a replica and the front alike: an HTTP/1.1
+/// request needs exactly one valid Host (`check_host`); HTTP/1.0 may omit it, but a Host it
+/// does send must be valid. `Some(why)` means 400.
+pub fn host_error<B>(req: &hyper::Request<B>) -> Option<String> {
+    let hosts = req.headers().get_all(hyper::header::HOST);
+    if req.version() == hyper::Version::HTTP_10 && hosts.iter().next().is_none() {
+        return None;
+    }
+    check_host(hosts.iter().map(|v| v.as_bytes())).err()
+}
+
 /// `uri-host [":" port]` (RFC 3986 3.2.2-3.2.3), with no userinfo (RFC 9110 4.2.1).
 fn valid_authority(value: &[u8]) -> Result<(), &'static str> {
     if value.is_empty() {

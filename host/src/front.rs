@@ -87,17 +87,8 @@ impl Handler for Front {
         req: hyper::Request<Incoming>,
         client: SocketAddr,
     ) -> hyper::Response<ProxyBody> {
-        if let Err(why) = crate::edge::check_host(
-            req.headers()
-                .get_all(hyper::header::HOST)
-                .iter()
-                .map(|v| v.as_bytes()),
-        ) {
-            if req.version() != hyper::Version::HTTP_10
-                || req.headers().contains_key(hyper::header::HOST)
-            {
-                return error_response(StatusCode::BAD_REQUEST, &why);
-            }
+        if let Some(why) = crate::edge::host_error(&req) {
+            return error_response(StatusCode::BAD_REQUEST, &why);
         }
         let (mut parts, body) = req.into_parts();
         for name in HOP_BY_HOP {

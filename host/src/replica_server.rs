@@ -108,14 +108,13 @@ impl ReplicaServer {
 
     /// The host's own answer when a request must not reach the component.
     fn refuse(&self, req: &mut hyper::Request<hyper::body::Incoming>) -> Option<Response> {
-        // wasi:http needs an authority. HTTP/1.1 requires exactly one valid Host (RFC 9112
-        // 3.2: 400 otherwise); HTTP/1.0 may omit it, so it gets this server's own name.
-        let hosts = req.headers().get_all(hyper::header::HOST);
-        if req.version() == hyper::Version::HTTP_10 && hosts.iter().next().is_none() {
+        if let Some(why) = crate::edge::host_error(req) {
+            return Some(error_response(StatusCode::BAD_REQUEST, &why));
+        }
+        // wasi:http needs an authority: an HTTP/1.0 request without one gets this server's.
+        if !req.headers().contains_key(hyper::header::HOST) {
             req.headers_mut()
                 .insert(hyper::header::HOST, HeaderValue::from_static("localhost"));
-        } else if let Err(why) = crate::edge::check_host(hosts.iter().map(|v| v.as_bytes())) {
-            return Some(error_response(StatusCode::BAD_REQUEST, &why));
         }
         let limits = &self.config.limits;
         let declared = req

@@ -19,7 +19,7 @@ use hyper_util::rt::TokioExecutor;
 
 use hyper::StatusCode;
 
-use crate::server::{error_response, Handler};
+use crate::server::{error_response, retry_later, Handler};
 
 type ProxyBody = UnsyncBoxBody<Bytes, hyper::Error>;
 
@@ -147,7 +147,7 @@ impl Handler for Front {
             "no replica answered: {last_error}"
         );
         let unreachable = replayable && !reached;
-        let mut resp = error_response(
+        let resp = error_response(
             if unreachable {
                 StatusCode::SERVICE_UNAVAILABLE
             } else {
@@ -160,10 +160,10 @@ impl Handler for Front {
             },
         );
         if unreachable {
-            resp.headers_mut()
-                .insert("retry-after", HeaderValue::from_static("1"));
+            retry_later(resp)
+        } else {
+            resp
         }
-        resp
     }
 }
 

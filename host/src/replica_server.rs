@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use app_wasm::DEFAULT_VISITS_DIR;
-use hyper::header::{HeaderValue, RETRY_AFTER};
+use hyper::header::HeaderValue;
 use hyper::StatusCode;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -21,7 +21,7 @@ use wasmtime_wasi_http::WasiHttpView;
 
 use crate::limits::Limits;
 use crate::runtime::{RequestState, Runtime};
-use crate::server::{self, error_response, Handler};
+use crate::server::{self, error_response, retry_later, Handler};
 
 impl Runtime {
     /// Serves this component as one replica on `listener` until `shutdown` resolves, then
@@ -363,9 +363,3 @@ impl std::fmt::Display for DeadlinePassed {
 }
 
 impl std::error::Error for DeadlinePassed {}
-
-fn retry_later(mut resp: Response) -> Response {
-    resp.headers_mut()
-        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-    resp
-}

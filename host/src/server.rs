@@ -103,6 +103,15 @@ pub async fn serve<H: Handler>(
     Ok(())
 }
 
+/// `resp` with `Retry-After: 1`: the refusal clears by itself, the client should try again.
+pub fn retry_later<B>(mut resp: hyper::Response<B>) -> hyper::Response<B> {
+    resp.headers_mut().insert(
+        hyper::header::RETRY_AFTER,
+        hyper::header::HeaderValue::from_static("1"),
+    );
+    resp
+}
+
 /// A host-made error with the component's error body (`app_wasm::app::error_body`).
 pub fn error_response<E: 'static>(
     status: StatusCode,

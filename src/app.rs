@@ -40,9 +40,7 @@ impl Format {
 
     /// The best of `offered` (first = default) for an `Accept` header; `None`: a 406.
     fn negotiate(accept: Option<&str>, offered: &[Format]) -> Option<Format> {
-        let types: Vec<&str> = offered.iter().map(|f| f.media_type()).collect();
-        let chosen = negotiate::choose(accept, &types)?;
-        offered.iter().copied().find(|f| f.media_type() == chosen)
+        negotiate::choose_by(accept, offered, Format::media_type)
     }
 }
 

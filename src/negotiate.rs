@@ -4,14 +4,23 @@
 /// header. No header, or an empty one, means "anything": the first offer. `None` when the
 /// client accepts none of them (every match has q=0 or nothing matches): a 406.
 pub fn choose<'a>(accept: Option<&str>, offered: &[&'a str]) -> Option<&'a str> {
+    choose_by(accept, offered, |offer| offer)
+}
+
+/// `choose` over any offers that name their media type, e.g. an enum of response forms.
+pub fn choose_by<'m, T: Copy>(
+    accept: Option<&str>,
+    offered: &[T],
+    media_type: impl Fn(T) -> &'m str,
+) -> Option<T> {
     let accept = match accept.map(str::trim) {
         None | Some("") => return offered.first().copied(),
         Some(a) => a,
     };
     let ranges: Vec<MediaRange> = accept.split(',').filter_map(MediaRange::parse).collect();
-    let mut best: Option<(&str, f32)> = None;
+    let mut best: Option<(T, f32)> = None;
     for &offer in offered {
-        let q = quality_for(&ranges, offer);
+        let q = quality_for(&ranges, media_type(offer));
         // Strictly greater keeps the server's order on ties.
         if q > 0.0 && best.is_none_or(|(_, bq)| q > bq) {
             best = Some((offer, q));

@@ -284,3 +284,108 @@ async fn show_script_prints_each_replicas_own_visits() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no pods match"));
 }
+
+/// A store from an earlier version (`visits`, `AUTOINCREMENT`, ids that step by 3) of
+/// APP_WASM_SQLITE_ROWS rows (200,000 by default; the closing note's figures use 10 million):
+/// the first requests (20 at once) move it into `visit_log` once, renumbered 1..N in order;
+/// then
+/// the count and `?tail=` are read from the ends of the id index. Prints each call's time;
+/// speed targets live in the benchmark.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    no_spin,
+    ignore = "needs the Spin CLI: ../shared/bin/spin beside the repo, or SPIN_BIN"
+)]
+async fn a_store_with_id_gaps_is_renumbered_once_and_counted_and_paged_exactly() {
+    if !have_spin() {
+        return;
+    }
+    let rows: i64 = std::env::var("APP_WASM_SQLITE_ROWS")
+        .map(|v| v.parse().expect("APP_WASM_SQLITE_ROWS is a number"))
+        .unwrap_or(200_000);
+    let at = |x: i64| {
+        format!(
+            "2026-11-27T{:02}:{:02}:{:02}.{:05}+03:00",
+            x / 3_600_000 % 24,
+            x / 60_000 % 60,
+            x / 1000 % 60,
+            x % 100_000
+        )
+    };
+    let volume = tempfile::tempdir().unwrap();
+    let db_path = volume.path().join("visits.db");
+    let made = std::time::Instant::now();
+    rusqlite::Connection::open(&db_path)
+        .unwrap()
+        .execute_batch(&format!(
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE visits (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL);
+             WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < {rows})
+             INSERT INTO visits (id, at) SELECT x * 3,
+               printf('2026-11-27T%02d:%02d:%02d.%05d+03:00',
+                      x / 3600000 % 24, x / 60000 % 60, x / 1000 % 60, x % 100000)
+             FROM n;"
+        ))
+        .unwrap();
+    println!(
+        "{rows} legacy rows with ids 3, 6, 9, ... made in {:?}",
+        made.elapsed()
+    );
+
+    let replica = SpinReplica::start(volume.path());
+    let http = client();
+    let timed = |path: &'static str| {
+        let (http, url) = (http.clone(), replica.url(path));
+        async move {
+            let started = std::time::Instant::now();
+            let resp = http.get(url).send().await.unwrap();
+            assert_eq!(resp.status(), 200, "{path}");
+            (resp.text().await.unwrap(), started.elapsed())
+        }
+    };
+    // The first visits race to find no `visit_log`: one moves the old rows, none is lost.
+    let started = std::time::Instant::now();
+    let mut visited = concurrent_visits(&replica.server.base, 20).await;
+    let migrated = started.elapsed();
+    visited.sort();
+    let (summary, counted) = timed("/visits").await;
+    let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!(summary["visits"], rows + 20, "counted despite the gaps");
+    assert_eq!(summary["first"], at(1));
+    let (tail, tailed) = timed("/visits?tail=30").await;
+    let tail: Vec<String> = serde_json::from_value(
+        serde_json::from_str::<serde_json::Value>(&tail).unwrap()["tail"].clone(),
+    )
+    .unwrap();
+    let expected: Vec<String> = (rows - 9..=rows).map(at).collect();
+    assert_eq!(
+        tail[..10],
+        expected[..],
+        "the last old ones, in order, then the new"
+    );
+    let mut new_ones = tail[10..].to_vec();
+    new_ones.sort();
+    assert_eq!(new_ones, visited, "the new visits follow the moved ones");
+    let (text, texted) = timed("/visits?format=text&tail=3").await;
+    assert_eq!(text.lines().collect::<Vec<_>>(), tail[27..].to_vec());
+
+    let db = rusqlite::Connection::open(&db_path).unwrap();
+    let (count, max): (i64, i64) = db
+        .query_row("SELECT count(*), max(id) FROM visit_log", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((count, max), (rows + 20, rows + 20), "ids are 1..N");
+    let legacy: i64 = db
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'visits'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(legacy, 0, "the legacy table is gone with the move");
+    println!(
+        "{rows} rows: 20 concurrent first visits (one moves and renumbers them) {migrated:?}; \
+         /visits {counted:?}; /visits?tail=30 {tailed:?}; /visits?format=text&tail=3 {texted:?}"
+    );
+}

@@ -117,8 +117,10 @@ pub async fn concurrent_visits(base: &str, n: usize) -> Vec<String> {
             let (http, url) = (http.clone(), format!("{base}/"));
             tokio::spawn(async move {
                 let resp = http.get(url).send().await.unwrap();
-                assert_eq!(resp.status(), reqwest::StatusCode::OK);
-                let body: serde_json::Value = resp.json().await.unwrap();
+                let status = resp.status();
+                let text = resp.text().await.unwrap();
+                assert_eq!(status, reqwest::StatusCode::OK, "{text}");
+                let body: serde_json::Value = serde_json::from_str(&text).unwrap();
                 body["moscow_time"].as_str().unwrap().to_owned()
             })
         })
@@ -231,7 +233,7 @@ pub fn sqlite_records(db: &Path) -> Vec<String> {
     let conn =
         rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .expect("opening the SQLite store read-only");
-    let mut stmt = match conn.prepare("SELECT id, at FROM visits ORDER BY id") {
+    let mut stmt = match conn.prepare("SELECT id, at FROM visit_log ORDER BY id") {
         Ok(stmt) => stmt,
         Err(e) if e.to_string().contains("no such table") => return Vec::new(),
         Err(e) => panic!("reading visits: {e}"),

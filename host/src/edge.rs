@@ -14,10 +14,22 @@ pub fn check_host<'v>(values: impl IntoIterator<Item = &'v [u8]>) -> Result<(), 
     valid_authority(value).map_err(|why| format!("invalid Host header: {why}"))
 }
 
-/// The Host rule every server here applies, a replica and the front alike: an HTTP/1.1
-/// request needs exactly one valid Host (`check_host`); HTTP/1.0 may omit it, but a Host it
-/// does send must be valid. `Some(why)` means 400.
-pub fn host_error<B>(req: &hyper::Request<B>) -> Option<String> {
+/// RFC 9112 3.2: a request-target has no fragment (clients strip it; hyper would, silently).
+pub const FRAGMENT: &str = "the request target has a fragment ('#...'): HTTP requests carry none";
+
+/// The rules every server here applies at the edge, a replica and the front alike; `Some(why)`
+/// means 400. The target had no fragment (`request_targets`). An HTTP/1.1 request needs
+/// exactly one valid Host (`check_host`); HTTP/1.0 may omit it, but a Host it does send must
+/// be valid.
+pub fn request_error<B>(req: &hyper::Request<B>) -> Option<String> {
+    if req
+        .extensions()
+        .get::<crate::request_targets::SeenTarget>()
+        .is_some_and(|seen| seen.fragment)
+    {
+        // Checked here so the replica and the front refuse it alike.
+        return Some(FRAGMENT.into());
+    }
     let hosts = req.headers().get_all(hyper::header::HOST);
     if req.version() == hyper::Version::HTTP_10 && hosts.iter().next().is_none() {
         return None;

@@ -87,7 +87,7 @@ impl Handler for Front {
         req: hyper::Request<Incoming>,
         client: SocketAddr,
     ) -> hyper::Response<ProxyBody> {
-        if let Some(why) = crate::edge::host_error(&req) {
+        if let Some(why) = crate::edge::request_error(&req) {
             return error_response(StatusCode::BAD_REQUEST, &why);
         }
         let (mut parts, body) = req.into_parts();

@@ -108,7 +108,7 @@ impl ReplicaServer {
 
     /// The host's own answer when a request must not reach the component.
     fn refuse(&self, req: &mut hyper::Request<hyper::body::Incoming>) -> Option<Response> {
-        if let Some(why) = crate::edge::host_error(req) {
+        if let Some(why) = crate::edge::request_error(req) {
             return Some(error_response(StatusCode::BAD_REQUEST, &why));
         }
         // wasi:http needs an authority: an HTTP/1.0 request without one gets this server's.

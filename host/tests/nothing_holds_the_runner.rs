@@ -289,6 +289,50 @@ async fn malformed_hosts_get_400_at_a_replica_and_at_the_front_and_record_nothin
     assert_eq!(read_records(&dir.path().join("visits.txt")).len(), 2);
 }
 
+/// Sends `wire` on a fresh connection and reads until the server closes it: the status of
+/// every response, in order.
+async fn raw_statuses(addr: SocketAddr, wire: &[u8]) -> Vec<u16> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(wire).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out))
+        .await
+        .expect("the server closes the connection")
+        .unwrap();
+    let out = String::from_utf8_lossy(&out);
+    out.match_indices("HTTP/1.1 ")
+        .map(|(i, _)| out[i + 9..i + 12].parse().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fragments_get_400_at_a_replica_and_at_the_front_and_record_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let replica = host_with(dir.path(), Limits::default()).await;
+    let front = serve_front(vec![Backend {
+        name: "app-wasm-0".into(),
+        addr: replica.addr,
+    }])
+    .await;
+    for addr in [replica.addr, front] {
+        for target in ["/#", "/#x", "/?a=1#b", "/visits#frag"] {
+            let request = format!("GET {target} HTTP/1.1\r\nHost: a\r\n\r\n");
+            assert_eq!(raw_status(addr, request.as_bytes()).await, 400, "{target}");
+        }
+        // Mid-connection, after a body that holds a '#' and looks like a request.
+        let wire = b"GET /visits HTTP/1.1\r\nHost: a\r\n\r\n\
+            POST /visits HTTP/1.1\r\nHost: a\r\nContent-Length: 18\r\n\r\nGET /#x HTTP/1.1\r\n\
+            GET /#y HTTP/1.1\r\nHost: a\r\n\r\n\
+            GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+        assert_eq!(raw_statuses(addr, wire).await, [200, 405, 400, 200]);
+        // After a chunked body the scanner cannot follow: that response closes the connection.
+        let wire = b"POST /visits HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n\
+            2\r\n#x\r\n0\r\n\r\nGET /#y HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert_eq!(raw_statuses(addr, wire).await, [405]);
+    }
+    assert_eq!(read_records(&dir.path().join("visits.txt")).len(), 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_front_resends_only_what_never_reached_a_replica() {
     // A replica that reads a request, acts on it (counted here), and drops the connection.

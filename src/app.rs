@@ -203,6 +203,12 @@ enum Route {
     Metrics,
 }
 
+/// Whether answering `path` may touch the visit store. A host that opens the volume per
+/// request (ours) skips it otherwise, so liveness (`/healthz`) never waits on a hung volume.
+pub fn path_uses_volume(path: &str) -> bool {
+    Route::from_path(path).is_some_and(|route| !matches!(route, Route::Health))
+}
+
 impl Route {
     fn from_path(path: &str) -> Option<Route> {
         Some(match path {
@@ -364,6 +370,26 @@ mod tests {
         match &reply.body {
             Body::Bytes(b) => serde_json::from_slice(b).unwrap(),
             Body::Log(_) => panic!("expected a JSON body"),
+        }
+    }
+
+    #[test]
+    fn only_liveness_and_unknown_paths_answer_without_the_volume() {
+        for path in ["/", "/visits", "/readyz", "/metrics"] {
+            assert!(path_uses_volume(path), "{path}");
+        }
+        // A missing volume: what the host gives a route it does not open the volume for.
+        let missing = FileLog::new(std::path::Path::new("/nonexistent/app-wasm"));
+        for (path, status) in [
+            ("/healthz", StatusCode::OK),
+            ("/nope", StatusCode::NOT_FOUND),
+        ] {
+            assert!(!path_uses_volume(path), "{path}");
+            assert_eq!(
+                handle(&get(path, None), &missing, NOW).status,
+                status,
+                "{path}"
+            );
         }
     }
 

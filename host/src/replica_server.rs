@@ -243,9 +243,14 @@ impl ReplicaServer {
     }
 
     /// A fresh `Store` for one request: this replica's volume preopened as `/data` (opened
-    /// per request, so a volume that appears or vanishes is seen at once), its name, its
-    /// memory cap, and its deadline.
-    fn request_store(&self, deadline: Instant) -> wasmtime::Result<Store<RequestState>> {
+    /// per request, so a volume that appears or vanishes is seen at once; only for routes
+    /// that use it, so a hung volume cannot fail liveness), its name, its memory cap, and its
+    /// deadline.
+    fn request_store(
+        &self,
+        deadline: Instant,
+        uses_volume: bool,
+    ) -> wasmtime::Result<Store<RequestState>> {
         let config = &self.config;
         let mut wasi = WasiCtx::builder();
         // File calls run right here: this is a blocking-pool thread of this request's own
@@ -254,7 +259,7 @@ impl ReplicaServer {
         if let Some(name) = &config.name {
             wasi.env("HOSTNAME", name);
         }
-        if config.data_dir.is_dir() {
+        if uses_volume && config.data_dir.is_dir() {
             wasi.preopened_dir(&config.data_dir, DEFAULT_VISITS_DIR, FsPerms::ReadWrite)?;
         }
         let limits = StoreLimitsBuilder::new()
@@ -288,6 +293,7 @@ impl ReplicaServer {
     ) -> Result<Response> {
         let timeout = self.config.limits.request_timeout();
         let deadline = Instant::now() + timeout;
+        let uses_volume = app_wasm::app::path_uses_volume(req.uri().path());
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let (replica, handle) = (self.clone(), tokio::runtime::Handle::current());
         let mut stopping = self.stopping.subscribe();
@@ -295,7 +301,7 @@ impl ReplicaServer {
             let _admission = admission;
             handle.block_on(async move {
                 let exchange = async {
-                    let mut store = replica.request_store(deadline)?;
+                    let mut store = replica.request_store(deadline, uses_volume)?;
                     let req = store
                         .data_mut()
                         .http()

@@ -7,7 +7,7 @@ mod runner;
 mod support;
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -189,6 +189,127 @@ async fn a_fifo_for_a_log_is_refused_at_once_while_healthz_and_others_answer() {
         .write(true)
         .custom_flags(libc_o_nonblock())
         .open(&fifo);
+}
+
+/// A FUSE mount whose server never answers, not even `FUSE_INIT`: every file call under it
+/// waits (killably) for as long as the mount lives, like a hung network volume. Dropping it
+/// closes `/dev/fuse` (the kernel aborts the waiting calls with ENOTCONN) and detaches it.
+struct HungMount {
+    dir: PathBuf,
+    dev: Option<std::fs::File>,
+}
+
+impl HungMount {
+    fn over(dir: &Path) -> HungMount {
+        use std::os::fd::AsRawFd;
+        let dev = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/fuse")
+            .expect("opening /dev/fuse (needs root and the fuse module)");
+        let target = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+        let options = std::ffi::CString::new(format!(
+            "fd={},rootmode=40000,user_id=0,group_id=0",
+            dev.as_raw_fd()
+        ))
+        .unwrap();
+        // SAFETY: every pointer is a NUL-terminated string that outlives the call.
+        let rc = unsafe {
+            libc::mount(
+                c"app-wasm-hung".as_ptr(),
+                target.as_ptr(),
+                c"fuse".as_ptr(),
+                0,
+                options.as_ptr().cast(),
+            )
+        };
+        assert_eq!(rc, 0, "mount -t fuse: {}", std::io::Error::last_os_error());
+        HungMount {
+            dir: dir.to_owned(),
+            dev: Some(dev),
+        }
+    }
+}
+
+impl Drop for HungMount {
+    fn drop(&mut self) {
+        drop(self.dev.take());
+        let target = std::ffi::CString::new(self.dir.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path that outlives the call.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+/// A volume that hangs after start (a FUSE mount over replica 0's directory that never
+/// answers): that replica's visits, reads and readiness get 503 at the deadline, while its
+/// /healthz and the other replica answer at once, and SIGTERM still stops the runner by its
+/// drain deadline with threads stuck in the file system.
+#[test]
+#[cfg_attr(
+    no_fuse_mount,
+    ignore = "needs root and /dev/fuse to mount a FUSE file system that never answers"
+)]
+fn a_hung_volume_fails_its_requests_by_the_deadline_and_holds_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let runner = Runner::start(
+        dir.path(),
+        &[
+            "--replicas",
+            "2",
+            "--request-timeout-secs",
+            "2",
+            "--drain-timeout-secs",
+            "2",
+        ],
+    );
+    let url = |replica: usize, path: &str| format!("{}{path}", runner.replicas[replica].1);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _in_rt = rt.enter();
+    let http = client();
+    let get = |u: String| {
+        let http = http.clone();
+        async move { http.get(u).send().await.unwrap().status() }
+    };
+    assert_eq!(rt.block_on(get(url(0, "/"))), 200);
+    let hung = HungMount::over(&dir.path().join("app-wasm-0"));
+
+    let started = Instant::now();
+    let on_hung: Vec<_> = ["/", "/visits", "/readyz", "/"]
+        .iter()
+        .map(|p| rt.spawn(http.get(url(0, p)).send()))
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut worst = Duration::ZERO;
+    for _ in 0..10 {
+        let t = Instant::now();
+        assert_eq!(rt.block_on(get(url(0, "/healthz"))), 200);
+        assert_eq!(rt.block_on(get(url(1, "/"))), 200);
+        worst = worst.max(t.elapsed());
+    }
+    println!("/healthz and the other replica's GET / beside 4 requests on a hung volume: worst {worst:?}");
+    assert!(worst < Duration::from_millis(500), "{worst:?}");
+    for h in on_hung {
+        let resp = rt.block_on(h).unwrap().unwrap();
+        assert_eq!(resp.status(), 503);
+        let body = rt.block_on(resp.text()).unwrap();
+        assert!(body.contains("deadline"), "{body}");
+    }
+    let took = started.elapsed();
+    println!("the 4 requests on the hung volume answered 503 after {took:?} (deadline 2 s)");
+    assert!(took >= Duration::from_secs(2), "{took:?}");
+    assert!(took < Duration::from_secs(4), "{took:?}");
+
+    let stopping = Instant::now();
+    let out = runner.terminate();
+    let stopped = stopping.elapsed();
+    println!("SIGTERM with 4 threads stuck in the hung volume: exited after {stopped:?}");
+    assert!(out.status.success(), "{:?}", out.status);
+    assert!(stopped < Duration::from_secs(5), "{stopped:?}");
+    drop(hung);
+    assert_eq!(
+        read_records(&dir.path().join("app-wasm-0/visits.txt")).len(),
+        1
+    );
 }
 
 fn libc_o_nonblock() -> i32 {

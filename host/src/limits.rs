@@ -22,6 +22,12 @@ pub struct Limits {
     #[arg(long, default_value_t = default::MAX_CONCURRENT, env = "APP_WASM_MAX_CONCURRENT",
           value_parser = at_least_one_usize())]
     pub max_concurrent: usize,
+    /// Requests of one replica whose component may run at once until it sends its response
+    /// head; the others wait their turn, within their deadline [default: 2 per CPU]. Guests
+    /// beyond the cores only add context switches, memory and contention on the log; a
+    /// streaming body and /healthz are not counted.
+    #[arg(long, env = "APP_WASM_MAX_RUNNING", value_parser = at_least_one_usize())]
+    pub max_running: Option<usize>,
     /// Largest request line plus headers, in bytes (at least 8192): beyond it, 431.
     #[arg(long, default_value_t = default::MAX_HEAD_BYTES,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(8192..))]
@@ -52,6 +58,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_concurrent: default::MAX_CONCURRENT,
+            max_running: None,
             max_head_bytes: default::MAX_HEAD_BYTES,
             max_body_bytes: default::MAX_BODY_BYTES,
             head_timeout_secs: default::HEAD_TIMEOUT_SECS,
@@ -70,6 +77,13 @@ impl Limits {
             write_timeout: self.request_timeout(),
             drain_timeout: Duration::from_secs(self.drain_timeout_secs),
         }
+    }
+
+    /// `--max-running`, or 2 per CPU this process may use (cgroup quotas included).
+    pub fn running(&self) -> usize {
+        self.max_running.unwrap_or_else(|| {
+            2 * std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
     }
 
     pub fn request_timeout(&self) -> Duration {

@@ -83,6 +83,8 @@ pub struct ReplicaServer {
     config: ServeConfig,
     /// One permit per request in flight, held until the component has finished streaming.
     in_flight: Arc<Semaphore>,
+    /// One permit per guest running before its response head (`--max-running`).
+    running: Arc<Semaphore>,
     /// Set once the replica has drained: guests still running (their clients gone) end at
     /// their next await instead of at their deadline.
     stopping: tokio::sync::watch::Sender<bool>,
@@ -98,10 +100,12 @@ struct Admission {
 impl ReplicaServer {
     pub fn new(runtime: Arc<Runtime>, config: ServeConfig) -> Self {
         let in_flight = Arc::new(Semaphore::new(config.limits.max_concurrent));
+        let running = Arc::new(Semaphore::new(config.limits.running()));
         ReplicaServer {
             runtime,
             config,
             in_flight,
+            running,
             stopping: tokio::sync::watch::Sender::new(false),
         }
     }
@@ -279,11 +283,12 @@ impl ReplicaServer {
         Ok(store)
     }
 
-    /// Runs the component for one request on a blocking-pool thread of its own (bounded by
-    /// Tokio's pool, 512 threads), driving its async parts with the runtime's handle. Its
-    /// file calls are then plain system calls on that thread: no hop to another thread per
-    /// call (four or five per visit), and a stuck volume or a FIFO in place of the log holds
-    /// only this thread, never an async worker that /healthz and every other replica need.
+    /// Runs the component for one request, when its turn comes (`--max-running`), on a
+    /// blocking-pool thread of its own (bounded by Tokio's pool, 512 threads), driving its
+    /// async parts with the runtime's handle. Its file calls are then plain system calls on
+    /// that thread: no hop to another thread per call (four or five per visit), and a stuck
+    /// volume or a FIFO in place of the log holds only this thread, never an async worker
+    /// that /healthz and every other replica need.
     /// The deadline covers the whole exchange, streaming to a slow reader included.
     async fn call_component(
         self: &Arc<Self>,
@@ -294,6 +299,18 @@ impl ReplicaServer {
         let timeout = self.config.limits.request_timeout();
         let deadline = Instant::now() + timeout;
         let uses_volume = app_wasm::app::path_uses_volume(req.uri().path());
+        // Its turn to run: waiting is part of the request's time, so a replica whose guests
+        // are stuck on its volume answers 503 at the deadline, never later. Liveness waits
+        // for nothing.
+        let turn = if uses_volume {
+            let wait = self.running.clone().acquire_owned();
+            match tokio::time::timeout_at(deadline.into(), wait).await {
+                Ok(permit) => Some(permit.expect("the semaphore is never closed")),
+                Err(_) => return Err(DeadlinePassed(timeout).into()),
+            }
+        } else {
+            None
+        };
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let (replica, handle) = (self.clone(), tokio::runtime::Handle::current());
         let mut stopping = self.stopping.subscribe();
@@ -329,6 +346,9 @@ impl ReplicaServer {
         // (500 for a runaway stopped by its epoch, 503 for a wait), as without a stuck call.
         let stuck_after = deadline + STUCK_CALL_GRACE;
         let head = tokio::time::timeout_at(stuck_after.into(), receiver).await;
+        // The head is out (or the host answers for the guest): the next guest may run. A
+        // body still streaming to a slow reader must not hold the turn of every visit.
+        drop(turn);
         match head {
             Err(_) => Err(DeadlinePassed(timeout).into()),
             Ok(Ok(Ok(resp))) => {

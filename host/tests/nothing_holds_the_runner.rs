@@ -97,6 +97,41 @@ async fn readers_that_stop_reading_free_their_slots_by_the_deadline() {
     assert!(freed >= Duration::from_millis(1900), "{freed:?}");
 }
 
+/// `--max-running` bounds guests until their response head: a response still streaming to a
+/// reader that stopped reading has given its turn back, so visits go on at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_streaming_to_a_stalled_reader_does_not_hold_a_turn_to_run() {
+    let dir = tempfile::tempdir().unwrap();
+    big_log(dir.path(), 500_000);
+    let host = host_with(
+        dir.path(),
+        Limits {
+            max_running: Some(1),
+            request_timeout_secs: 5,
+            ..Limits::default()
+        },
+    )
+    .await;
+    let mut stalled = Vec::new();
+    for _ in 0..3 {
+        stalled.push(stalled_reader(host.addr).await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let http = client();
+    let started = Instant::now();
+    for _ in 0..20 {
+        let resp = http.get(host.url("/")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    let took = started.elapsed();
+    println!("3 stalled readers streaming, --max-running 1: 20 visits in {took:?}");
+    assert!(took < Duration::from_secs(2), "the visits waited: {took:?}");
+    let len = std::fs::metadata(dir.path().join("visits.txt"))
+        .unwrap()
+        .len();
+    assert_eq!(len, 500_020 * RECORD_LEN as u64);
+}
+
 #[test]
 fn sigterm_stops_the_runner_by_its_drain_deadline_despite_a_stalled_reader() {
     let dir = tempfile::tempdir().unwrap();
@@ -241,8 +276,9 @@ impl Drop for HungMount {
 }
 
 /// A volume that hangs after start (a FUSE mount over replica 0's directory that never
-/// answers): that replica's visits, reads and readiness get 503 at the deadline, while its
-/// /healthz and the other replica answer at once, and SIGTERM still stops the runner by its
+/// answers): that replica's visits, reads and readiness get 503 at the deadline, those
+/// stuck in the volume and those waiting for a turn to run alike, while its /healthz and the
+/// other replica answer at once, and SIGTERM still stops the runner by its
 /// drain deadline with threads stuck in the file system.
 #[test]
 #[cfg_attr(
@@ -259,6 +295,9 @@ fn a_hung_volume_fails_its_requests_by_the_deadline_and_holds_nothing_else() {
             "--request-timeout-secs",
             "2",
             "--drain-timeout-secs",
+            "2",
+            // Two of the four requests below run (and stick); two wait for a turn.
+            "--max-running",
             "2",
         ],
     );

@@ -1,8 +1,9 @@
 //! The only Spin-aware code: adapts a `wasi:http` request to `app::handle` and streams the reply.
 
 use futures::SinkExt;
-use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam};
+use spin_sdk::http::{Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam};
 use spin_sdk::http_component;
+use wasi::io::streams::{OutputStream, StreamError};
 
 use crate::app::{self, Body, Reply};
 use crate::moscow_time::now_in_moscow;
@@ -79,18 +80,61 @@ async fn send(reply: Reply, log: &dyn VisitLog, out: ResponseOutparam) {
     let fields = Fields::from_list(&headers).expect("header names are static and valid");
     let response = OutgoingResponse::new(fields);
     let _ = response.set_status_code(reply.status.as_u16());
-    let mut sink = response.take_body();
-    out.set(response);
-    if reply.head_only {
-        return;
-    }
-    let result = match reply.body {
-        Body::Bytes(bytes) => sink.send(bytes).await,
-        Body::Log(span) => stream_log(log, span, &mut sink).await,
+    let body = match reply.body {
+        _ if reply.head_only => Vec::new(),
+        Body::Bytes(bytes) => bytes,
+        Body::Log(span) => {
+            let mut sink = response.take_body();
+            out.set(response);
+            if let Err(e) = stream_log(log, span, &mut sink).await {
+                eprintln!("response body not fully sent: {e}");
+            }
+            return;
+        }
     };
-    if let Err(e) = result {
+    // A body held in memory goes into the stream and is finished before the head is handed
+    // over when the stream takes it whole without waiting (`check-write`): the runtime then
+    // sends head and body in one write and wakes the connection once, not twice. A larger one
+    // (over the runtime's buffer) needs the client reading, so its head goes first.
+    let outgoing = response.body().expect("the body is taken only here");
+    let stream = outgoing.write().expect("a new body is writable");
+    let fits = stream
+        .check_write()
+        .is_ok_and(|room| room >= body.len() as u64);
+    let head = if fits {
+        Some((response, out))
+    } else {
+        out.set(response);
+        None
+    };
+    // Flushing never waits when the head is still ours: nobody could take the bytes yet.
+    let written = write_all(&stream, &body).and_then(|()| match head {
+        Some(_) => stream.flush(),
+        None => stream.blocking_flush(),
+    });
+    if let Err(e) = written {
         eprintln!("response body not fully sent: {e}");
     }
+    drop(stream);
+    let _ = OutgoingBody::finish(outgoing, None);
+    if let Some((response, out)) = head {
+        out.set(response);
+    }
+}
+
+/// Writes all of `bytes`, as fast as the stream grants room (`check-write`).
+fn write_all(stream: &OutputStream, mut bytes: &[u8]) -> Result<(), StreamError> {
+    while !bytes.is_empty() {
+        let room = stream.check_write()?;
+        if room == 0 {
+            stream.subscribe().block();
+            continue;
+        }
+        let (now, rest) = bytes.split_at(bytes.len().min(room as usize));
+        stream.write(now)?;
+        bytes = rest;
+    }
+    Ok(())
 }
 
 /// Sends the records of `span`; visits recorded meanwhile are not sent, so the body matches

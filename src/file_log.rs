@@ -20,6 +20,7 @@ use std::io::{self, ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use crate::append_file::{self, AppendFile, RecordFile};
 use crate::record::{self, Format, Layout, LEGACY_RECORD_LEN, RECORD_LEN};
 use crate::visit_log::{Span, StoreError, Summary, VisitLog};
 
@@ -86,18 +87,16 @@ impl FileLog {
 
     /// The log's format and layout; `Damaged` if it is not a regular file or its first
     /// record is not a visit record of either format.
-    fn inspect(&self, file: &mut File) -> Result<Layout, StoreError> {
-        let meta = file.metadata().map_err(|e| self.classify(e))?;
-        if !meta.is_file() {
+    fn inspect(&self, file: &mut impl RecordFile) -> Result<Layout, StoreError> {
+        let (regular, len) = file.kind_and_len().map_err(|e| self.classify(e))?;
+        if !regular {
             return Err(self.damaged(format_args!("it is not a regular file")));
         }
-        let len = meta.len();
         if len == 0 {
             return Ok(Layout::of_len(0));
         }
         let mut head = vec![0; len.min(LEGACY_RECORD_LEN) as usize];
-        file.seek(SeekFrom::Start(0))
-            .and_then(|_| file.read_exact(&mut head))
+        file.read_exact_at(&mut head, 0)
             .map_err(|e| self.classify(e))?;
         let format = Format::of_head(&head).ok_or_else(|| {
             self.damaged(format_args!(
@@ -110,13 +109,12 @@ impl FileLog {
 
     /// The remainder after the whole records must be the start of a record (a crash
     /// mid-write); anything else was written by something other than app-wasm.
-    fn check_tail(&self, file: &mut File, layout: &Layout) -> Result<(), StoreError> {
+    fn check_tail(&self, file: &mut impl RecordFile, layout: &Layout) -> Result<(), StoreError> {
         if layout.torn_bytes == 0 {
             return Ok(());
         }
         let mut tail = vec![0; layout.torn_bytes as usize];
-        file.seek(SeekFrom::Start(layout.whole_len()))
-            .and_then(|_| file.read_exact(&mut tail))
+        file.read_exact_at(&mut tail, layout.whole_len())
             .map_err(|e| self.classify(e))?;
         if layout.format.is_record_prefix(&tail) {
             Ok(())
@@ -196,13 +194,8 @@ impl FileLog {
         written.map_err(|e| StoreError::Full(e.to_string()))
     }
 
-    fn open_for_append(&self) -> Result<File, StoreError> {
-        OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(self.log_path())
-            .map_err(|e| self.open_error(e))
+    fn open_for_append(&self) -> Result<AppendFile, StoreError> {
+        append_file::open(&self.dir, LOG_FILE).map_err(|e| self.open_error(e))
     }
 
     /// Holds the log's lock file; waits up to `LOCK_WAIT` for another holder, then 503.
@@ -321,13 +314,12 @@ impl FileLog {
 
     fn read_record(
         &self,
-        file: &mut File,
+        file: &mut impl RecordFile,
         layout: &Layout,
         index: u64,
     ) -> Result<String, StoreError> {
         let mut buf = vec![0u8; layout.format.record_len() as usize];
-        file.seek(SeekFrom::Start(layout.offset_of(index)))
-            .and_then(|_| file.read_exact(&mut buf))
+        file.read_exact_at(&mut buf, layout.offset_of(index))
             .map_err(|e| self.classify(e))?;
         layout.format.decode(&buf).ok_or_else(|| {
             self.damaged(format_args!(
@@ -357,7 +349,7 @@ impl VisitLog for FileLog {
             }
             // One write call for the whole record, at a record boundary: it never straddles
             // a page, so it lands whole or not at all.
-            return match file.write(line.as_bytes()) {
+            return match file.append(line.as_bytes()) {
                 Ok(n) if n == line.len() => Ok(()),
                 Ok(n) => Err(StoreError::Full(format!(
                     "only {n} of {} bytes fit",

@@ -5,6 +5,7 @@
 //! `spin_entry` is plain Rust, unit-tested natively.
 
 pub mod app;
+mod append_file;
 pub mod file_log;
 pub mod metrics;
 pub mod moscow_time;

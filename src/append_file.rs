@@ -127,7 +127,7 @@ mod wasi_file {
                 Ok(()) => Ok(bytes.len()),
                 Err(StreamError::LastOperationFailed(e)) => Err(match filesystem_error_code(&e) {
                     Some(code) => io_error(code),
-                    None => io::Error::other(e.to_debug_string()),
+                    None => io::Error::other("the append failed"),
                 }),
                 Err(StreamError::Closed) => Err(io::Error::other("the log's stream was closed")),
             }
@@ -155,7 +155,7 @@ mod wasi_file {
         }
     }
 
-    /// The `io::Error` std would give for `code` (wasi-libc's errno, then std's kind).
+    /// The `io::Error` kind std would give for `code` (wasi-libc's errno, then std's kind).
     fn io_error(code: ErrorCode) -> io::Error {
         use io::ErrorKind as K;
         let kind = match code {
@@ -175,9 +175,10 @@ mod wasi_file {
             ErrorCode::Unsupported => K::Unsupported,
             _ => K::Other,
         };
-        // "No space left on device, similar to `ENOSPC` in POSIX.": the first part, as std says it.
-        let message = code.message();
-        let message = message.split(", similar to").next().unwrap_or(message);
-        io::Error::new(kind, message.trim_end_matches('.').to_owned())
+        match kind {
+            // The WIT name says which error it was: `io`, `no-device`, ...
+            K::Other => io::Error::new(kind, code.name()),
+            kind => kind.into(),
+        }
     }
 }

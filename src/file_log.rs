@@ -87,7 +87,7 @@ impl FileLog {
 
     /// The log's format and layout; `Damaged` if it is not a regular file or its first
     /// record is not a visit record of either format.
-    fn inspect(&self, file: &mut impl RecordFile) -> Result<Layout, StoreError> {
+    fn inspect(&self, file: &mut dyn RecordFile) -> Result<Layout, StoreError> {
         let (regular, len) = file.kind_and_len().map_err(|e| self.classify(e))?;
         if !regular {
             return Err(self.damaged(format_args!("it is not a regular file")));
@@ -109,7 +109,7 @@ impl FileLog {
 
     /// The remainder after the whole records must be the start of a record (a crash
     /// mid-write); anything else was written by something other than app-wasm.
-    fn check_tail(&self, file: &mut impl RecordFile, layout: &Layout) -> Result<(), StoreError> {
+    fn check_tail(&self, file: &mut dyn RecordFile, layout: &Layout) -> Result<(), StoreError> {
         if layout.torn_bytes == 0 {
             return Ok(());
         }
@@ -314,7 +314,7 @@ impl FileLog {
 
     fn read_record(
         &self,
-        file: &mut impl RecordFile,
+        file: &mut dyn RecordFile,
         layout: &Layout,
         index: u64,
     ) -> Result<String, StoreError> {

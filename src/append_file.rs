@@ -3,9 +3,10 @@
 //! Natively the log is a `std::fs::File` in append mode. Under WASI it is a `wasi:filesystem`
 //! descriptor, and a record goes out as one `blocking-write-and-flush` on its append stream:
 //! std's `write` on an `O_APPEND` file goes through the stream's non-blocking `write`, which
-//! wasmtime always runs on another thread and waits for, two thread switches per visit (perf:
-//! a tenth of a visit's cost). The blocking call runs the same `pwritev2(RWF_APPEND)` on the
-//! request's own thread. It also takes one `stat` where std's open and metadata take four.
+//! wasmtime always runs on another thread and waits for: two thread switches per visit (GET /
+//! at 16 connections went from about 11.3k to 14.1k req/s without them). The blocking call
+//! runs the same `pwritev2(RWF_APPEND)` on the request's own thread. The log's open and stat
+//! also make two `statx` calls where std's made four.
 
 use std::io;
 #[cfg(not(target_arch = "wasm32"))]

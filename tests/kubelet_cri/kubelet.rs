@@ -725,6 +725,34 @@ impl Kubelet<'_> {
         stopped
     }
 
+    /// kubelet after a container died by itself (`restartPolicy: Always`): once CRI reports
+    /// it exited, remove it and start a new attempt in the same sandbox on the same claim.
+    /// Returns the exit code CRI reported.
+    pub async fn restart_after_exit(&self, pod: &mut Pod) -> i32 {
+        // containerd notices a killed shim a moment after its clients do.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut status = self.status(pod).await.0;
+        while status.state != v1::ContainerState::ContainerExited as i32 {
+            assert!(
+                Instant::now() < deadline,
+                "{}: never reported exited",
+                pod.name
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            status = self.status(pod).await.0;
+        }
+        let mut runtime = self.node.runtime.clone();
+        runtime
+            .remove_container(v1::RemoveContainerRequest {
+                container_id: pod.container.clone(),
+            })
+            .await
+            .unwrap();
+        pod.attempt += 1;
+        pod.container = self.create_and_start(pod).await;
+        status.exit_code
+    }
+
     /// kubelet's pod deletion: stop and remove the sandbox (and its containers).
     pub async fn remove(&self, pod: &Pod) {
         let mut runtime = self.node.runtime.clone();

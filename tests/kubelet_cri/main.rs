@@ -26,7 +26,7 @@ use kubelet::{Kubelet, Pod, PodTemplate, Probe};
 use node::{cgroup_dir, Node};
 use support::contract::{check_contract, Volume};
 use support::k8s::Rendered;
-use support::{client, concurrent_visits, sqlite_records, tool_or_skip};
+use support::{client, concurrent_visits, hello_component, sqlite_records, tool_or_skip};
 use support::{free_port, visit_count, StandInApiServer};
 
 const NET_BIND_SERVICE: u64 = 1 << 10;
@@ -226,11 +226,8 @@ fn check_process(pid: u32, template: &PodTemplate, name: &str) -> Checked {
 /// The rendered StatefulSet's pod template (with its RuntimeClass's handler), and a node with
 /// the app and pause images imported and indexed: where every pod here starts.
 async fn node_for(rendered: &Rendered, classes: &Rendered) -> (PodTemplate, Node) {
-    let sts = rendered.statefulset();
-    let class = sts["spec"]["template"]["spec"]["runtimeClassName"]
-        .as_str()
-        .unwrap();
-    let template = PodTemplate::from_render(rendered, classes.one("RuntimeClass", class));
+    let class = template_class(rendered);
+    let template = PodTemplate::from_render(rendered, classes.one("RuntimeClass", &class));
     let node = Node::start().await;
     node.import_pause_image();
     println!("{}", node.import_app_image(&template.image));
@@ -410,6 +407,57 @@ async fn the_statefulset_runs_on_a_wasm_node_as_kubelet_runs_it() {
         expected[1] - 1
     );
 
+    // A power-cut stand-in for the process: app-wasm-2's Spin is SIGKILLed while 32 clients
+    // keep visiting. Every visit a client was told was recorded is on the claim after the
+    // restart; at most one per client (the request in flight) is stored unacknowledged; the
+    // count is the rows on the claim, with no gaps.
+    const CLIENTS: usize = 32;
+    let load = tokio::spawn(support::visit_until_gone(
+        bases[2].clone(),
+        CLIENTS,
+        100_000,
+    ));
+    let before_kill = expected[2];
+    while sqlite_records(&dbs[2]).len() < before_kill + 500 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let pid = kubelet.pid(&pods[2]).await;
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success(), "kill -KILL {pid}");
+    let mut acknowledged = load.await.unwrap();
+    let exit_code = kubelet.restart_after_exit(&mut pods[2]).await;
+    kubelet.until_ready(&pods[2]).await;
+    let stored = sqlite_records(&dbs[2]);
+    let new_rows: Vec<String> = stored[before_kill..].to_vec();
+    let mut unacknowledged = new_rows.clone();
+    acknowledged.sort();
+    unacknowledged.sort();
+    for at in &acknowledged {
+        let i = unacknowledged
+            .binary_search(at)
+            .unwrap_or_else(|_| panic!("acknowledged visit {at} is not on the claim"));
+        unacknowledged.remove(i);
+    }
+    assert!(
+        unacknowledged.len() <= CLIENTS,
+        "{} stored visits were never acknowledged (at most one in flight per client)",
+        unacknowledged.len()
+    );
+    expected[2] = stored.len();
+    assert_eq!(visit_count(&bases[2]).await, expected[2] as u64);
+    println!(
+        "app-wasm-2: SIGKILL under {CLIENTS} clients (exit code {exit_code}): {} visits \
+         acknowledged, {} stored ({} in flight, stored unacknowledged), /visits = {} after the \
+         restart",
+        acknowledged.len(),
+        new_rows.len(),
+        unacknowledged.len(),
+        expected[2]
+    );
+
     let ports: Vec<u16> = pods.iter().map(|p| p.port).collect();
     let show = StandInApiServer::new(&ports).show(&[]);
     assert!(
@@ -436,10 +484,12 @@ async fn the_statefulset_runs_on_a_wasm_node_as_kubelet_runs_it() {
     );
 }
 
-/// `bench/run`'s pod contender: one pod of the rendered StatefulSet under containerd-shim-spin,
-/// started as kubelet starts it, then driven by wrk like every other contender. Writes one
-/// JSON document to `APP_WASM_BENCH_POD_JSON`: start to ready, and per path and connection
-/// count wrk's figures plus the pod's cgroup memory peak so far.
+/// `bench/run`'s pod contenders: one pod of the rendered StatefulSet under
+/// containerd-shim-spin, started as kubelet starts it, then driven by wrk like every other
+/// contender; then the same pod with `bench/hello` in its image instead of the app (the same
+/// manifest, limits and Spin settings: the pod's own ceiling). Writes one JSON document to
+/// `APP_WASM_BENCH_POD_JSON`: per pod, start to ready and per path and connection count wrk's
+/// figures plus the pod's cgroup memory peak so far.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a benchmark, not a test: bench/run runs it with APP_WASM_BENCH_POD_JSON set"]
 async fn bench_one_pod_under_the_shim() {
@@ -454,43 +504,70 @@ async fn bench_one_pod_under_the_shim() {
     let rendered = Rendered::load().expect("kubectl to render k8s/");
     let classes = Rendered::load_dir("k8s/runtimeclass").expect("k8s/runtimeclass");
     let (template, node) = node_for(&rendered, &classes).await;
-    let kubelet = Kubelet {
-        node: &node,
-        template: &template,
-    };
-    let created = Instant::now();
-    let pod = kubelet.run_pod(0, free_port()).await;
-    let ready = kubelet.until_ready(&pod).await - created;
-    let base = format!("http://127.0.0.1:{}", pod.port);
-    let pid = kubelet.pid(&pod).await;
-    let lua = support::repo_root().join("bench/wrk-report.lua");
-    let mut runs = Vec::new();
-    for path in ["/", "/visits"] {
-        for &c in &conns {
-            let wrk = std::process::Command::new("wrk")
-                .args(["-t", &c.min(2).to_string(), "-c", &c.to_string()])
-                .args(["-d", &format!("{seconds}s"), "--timeout", "5s", "-s"])
-                .arg(&lua)
-                .arg(format!("{base}{path}"))
-                .output()
-                .expect("wrk on PATH (bench/run installs it)");
-            let stdout = String::from_utf8(wrk.stdout).unwrap();
-            let report = stdout.lines().rfind(|l| l.starts_with('{'));
-            let mut run: serde_json::Value =
-                serde_json::from_str(report.expect("wrk's JSON report")).unwrap();
-            let c_stats = check_process(pid, &template, &pod.name);
-            run["path"] = path.into();
-            run["connections"] = c.into();
-            run["peak_rss_kib"] = (c_stats.memory_peak / 1024).into();
-            runs.push(run);
+    let class = classes.one("RuntimeClass", &template_class(&rendered));
+    let mut hello = PodTemplate::from_render(&rendered, class);
+    hello.image = node.import_component_image("localhost/app-wasm-hello:bench", hello_component());
+    node.wait_indexed(&hello.image).await;
+
+    let mut pods = serde_json::Map::new();
+    for (key, template, paths) in [
+        ("shim", &template, &["/", "/visits"][..]),
+        ("hello_pod", &hello, &["/"][..]),
+    ] {
+        let kubelet = Kubelet {
+            node: &node,
+            template,
+        };
+        let created = Instant::now();
+        let pod = kubelet.run_pod(0, free_port()).await;
+        let ready = kubelet.until_ready(&pod).await - created;
+        let pid = kubelet.pid(&pod).await;
+        let mut runs = Vec::new();
+        for path in paths {
+            for &c in &conns {
+                let mut run = wrk(&format!("http://127.0.0.1:{}{path}", pod.port), c, seconds);
+                let c_stats = check_process(pid, template, &pod.name);
+                run["path"] = (*path).into();
+                run["connections"] = c.into();
+                run["peak_rss_kib"] = (c_stats.memory_peak / 1024).into();
+                runs.push(run);
+            }
         }
+        kubelet.remove(&pod).await;
+        pods.insert(
+            key.into(),
+            serde_json::json!({
+                "start_to_ready_ms": ready.as_secs_f64() * 1000.0,
+                "memory_limit_mib": mib(template.memory_limit as u64),
+                "runs": runs,
+            }),
+        );
     }
-    kubelet.remove(&pod).await;
-    let doc = serde_json::json!({
-        "start_to_ready_ms": ready.as_secs_f64() * 1000.0,
-        "memory_limit_mib": mib(template.memory_limit as u64),
-        "runs": runs,
-    });
+    let doc = serde_json::json!({ "pods": pods });
     std::fs::write(&out, doc.to_string()).unwrap();
     println!("{doc:#}");
+}
+
+/// The RuntimeClass the StatefulSet's pods name.
+fn template_class(rendered: &Rendered) -> String {
+    rendered.statefulset()["spec"]["template"]["spec"]["runtimeClassName"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// wrk's JSON report (bench/wrk-report.lua) for `connections` on `url` for `seconds`.
+fn wrk(url: &str, connections: usize, seconds: u64) -> serde_json::Value {
+    let lua = support::repo_root().join("bench/wrk-report.lua");
+    let wrk = std::process::Command::new("wrk")
+        .args(["-t", &connections.min(2).to_string()])
+        .args(["-c", &connections.to_string()])
+        .args(["-d", &format!("{seconds}s"), "--timeout", "5s", "-s"])
+        .arg(&lua)
+        .arg(url)
+        .output()
+        .expect("wrk on PATH (bench/run installs it)");
+    let stdout = String::from_utf8(wrk.stdout).unwrap();
+    let report = stdout.lines().rfind(|l| l.starts_with('{'));
+    serde_json::from_str(report.expect("wrk's JSON report")).unwrap()
 }

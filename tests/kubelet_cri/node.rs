@@ -218,6 +218,41 @@ state = "{state}"
         built.trim().to_owned()
     }
 
+    /// An image like the app's (the same `k8s/image/spin.toml` and Dockerfile) holding another
+    /// component, imported as `reference`: the bench's hello pod.
+    pub fn import_component_image(&self, reference: &str, wasm: &Path) -> String {
+        let stage = self.dir.path().join("component-image");
+        std::fs::create_dir_all(&stage).unwrap();
+        for file in ["spin.toml", "Dockerfile"] {
+            std::fs::copy(repo_root().join("k8s/image").join(file), stage.join(file)).unwrap();
+        }
+        std::fs::copy(wasm, stage.join("app_wasm.wasm")).unwrap();
+        let archive = self.dir.path().join("component.oci");
+        let stage_dir = stage.to_str().unwrap();
+        buildah(&[
+            "bud",
+            "--quiet",
+            "--platform",
+            "wasi/wasm",
+            "-t",
+            reference,
+            stage_dir,
+        ]);
+        buildah(&[
+            "push",
+            "--quiet",
+            reference,
+            &format!("oci-archive:{}:{reference}", archive.display()),
+        ]);
+        self.ctr(&[
+            "image",
+            "import",
+            "--all-platforms",
+            archive.to_str().unwrap(),
+        ]);
+        reference.to_owned()
+    }
+
     /// Waits until CRI's ImageStatus finds `reference`: the CRI plugin indexes an imported
     /// image from containerd's events, a moment after `ctr` returns.
     pub async fn wait_indexed(&self, reference: &str) {

@@ -7,13 +7,12 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use app_wasm::sqlite_log::CREATE_LOG;
 use reqwest::StatusCode;
 use support::contract::{assert_error, check_contract, Volume};
 use support::{client, concurrent_visits, free_port, image_dir, repo_root, spin_cli};
 use support::{sqlite_records, tool_or_skip, visit_count};
 use support::{ChildServer, StandInApiServer, Tmpfs};
-
-use app_wasm::sqlite_log::KV_TABLE;
 
 /// The pod's mount path for the claim, as k8s/statefulset.yaml mounts it.
 const POD_VOLUME: &str = "/data/";
@@ -136,9 +135,7 @@ async fn sqlite_flavour_on_a_full_volume_is_507_loses_nothing_and_recovers() {
         return;
     }
     // 1m: room for WAL's shared-memory file (32k) so that the data is what fills it, as on a
-    // real claim (on a volume too small for that, SQLite reports a bare I/O error, 500). Each
-    // visit and each probe append two 4 KiB frames to the WAL (its checkpoint waits for 1000),
-    // so a megabyte holds some dozens of visits.
+    // real claim (on a volume too small for that, SQLite reports a bare I/O error, 500).
     let Some(volume) = Tmpfs::mount("1m") else {
         return;
     };
@@ -146,6 +143,9 @@ async fn sqlite_flavour_on_a_full_volume_is_507_loses_nothing_and_recovers() {
     let http = client();
     // As in a pod: kubelet's readiness probe runs before the Service sends the first visit.
     assert_eq!(get(&http, &replica.url("/readyz")).await.status(), 200);
+    // A visit takes a few dozen bytes of a page and the WAL is reused after each checkpoint,
+    // so another file takes all but 64 KiB of the volume: the visits fill the rest.
+    fill_all_but(&volume.path().join("filler"), 64 * 1024);
     // Readiness after every visit: it must turn 503 no earlier than the visit it predicts.
     let mut acknowledged = Vec::new();
     let refusal = loop {
@@ -186,14 +186,30 @@ async fn sqlite_flavour_on_a_full_volume_is_507_loses_nothing_and_recovers() {
         acknowledged.len() as u64
     );
     println!(
-        "Spin SQLite flavour, 1m tmpfs: {} visits, then /readyz 503 and 507 x 6",
+        "Spin SQLite flavour, 64 KiB left on the volume: {} visits, then /readyz 503 and 507 x 6",
         acknowledged.len()
     );
 
-    volume.remount("size=2m");
+    std::fs::remove_file(volume.path().join("filler")).unwrap();
     assert_eq!(get(&http, &replica.url("/readyz")).await.status(), 200);
     assert_eq!(get(&http, &replica.url("/")).await.status(), 200);
     assert_eq!(sqlite_records(&replica.db).len(), acknowledged.len() + 1);
+}
+
+/// Writes `path` until the volume is full, then gives `headroom` bytes back.
+fn fill_all_but(path: &Path, headroom: u64) {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path).unwrap();
+    let chunk = [0u8; 4096];
+    loop {
+        match file.write_all(&chunk) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(28) => break, // ENOSPC
+            Err(e) => panic!("filling the volume: {e}"),
+        }
+    }
+    let len = file.metadata().unwrap().len();
+    file.set_len(len.saturating_sub(headroom)).unwrap();
 }
 
 async fn get(http: &reqwest::Client, url: &str) -> reqwest::Response {
@@ -218,9 +234,9 @@ async fn sqlite_flavour_on_a_read_only_volume_is_503_and_recovers() {
         assert_eq!(get(&http, &replica.url("/")).await.status(), 200);
     }
     // The volume turns read-only between two runs of the replica (a node that mounts the claim
-    // read-only). What this skips: turning it read-only under a running Spin, whose key-value
-    // connection holds the file open for writing, so the kernel refuses to remount tmpfs (EBUSY);
-    // only the kernel's own forced remount (ext4 errors=remount-ro) does that to a live mount.
+    // read-only). What this skips: turning it read-only under a running Spin; the kernel
+    // refuses to remount tmpfs read-only while a file on it is open for writing (EBUSY), and
+    // only its own forced remount (ext4 errors=remount-ro) does that to a live mount.
     drop(replica);
     // Killed, Spin's trigger process may still be closing its files for a moment.
     volume.remount_under_load("ro");
@@ -245,8 +261,7 @@ async fn sqlite_flavour_on_a_read_only_volume_is_503_and_recovers() {
     )
     .await;
 
-    // Spin opened its key-value connection read-only: writing again takes a restart, as the
-    // troubleshooting section says.
+    // Writable again: a restarted replica has every visit and records the next.
     drop(replica);
     volume.remount("rw");
     let replica = SpinReplica::start(volume.path());
@@ -321,8 +336,8 @@ async fn show_script_prints_each_replicas_own_visits() {
 }
 
 /// A store of APP_WASM_SQLITE_ROWS visits (200,000 by default; the closing note's figures use
-/// 10 million), made in Spin's own key-value table: 20 concurrent visits follow them, and the
-/// count and `?tail=` are read from the ends of the rowid b-tree. Prints each call's time;
+/// 10 million), in `visit_log` as the component makes it: 20 concurrent visits follow them, and the
+/// count and `?tail=` are read from the ends of the id b-tree. Prints each call's time;
 /// speed targets live in the benchmark.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
@@ -348,19 +363,14 @@ async fn a_big_store_is_counted_and_paged_from_its_ends() {
     let volume = tempfile::tempdir().unwrap();
     let db_path = volume.path().join("visits.db");
     let made = std::time::Instant::now();
-    // The table exactly as Spin 3.6.3 creates it (crates/key-value-spin/src/store.rs).
     rusqlite::Connection::open(&db_path)
         .unwrap()
         .execute_batch(&format!(
             "PRAGMA journal_mode = WAL;
-             CREATE TABLE {KV_TABLE} (store TEXT NOT NULL, key TEXT NOT NULL,
-               value BLOB NOT NULL, PRIMARY KEY (store, key));
-             WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < {rows}),
-               t(x, at) AS (SELECT x, printf('2026-11-27T%02d:%02d:%02d.%05d+03:00',
-                 x / 3600000 % 24, x / 60000 % 60, x / 1000 % 60, x % 100000) FROM n)
-             INSERT INTO {KV_TABLE} (store, key, value)
-               SELECT 'default', 'visit/' || at || '/' || printf('%032x', x), CAST(at AS BLOB)
-               FROM t;"
+             {CREATE_LOG};
+             WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < {rows})
+             INSERT INTO visit_log (at) SELECT printf('2026-11-27T%02d:%02d:%02d.%05d+03:00',
+               x / 3600000 % 24, x / 60000 % 60, x / 1000 % 60, x % 100000) FROM n;"
         ))
         .unwrap();
     println!("{rows} visits made in {:?}", made.elapsed());

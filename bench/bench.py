@@ -55,6 +55,73 @@ def wait_http(url, timeout=60.0, proc=None):
         time.sleep(0.001)
 
 
+def manifest_limits():
+    """The container's resources.limits in k8s/statefulset.yaml: (millicores, bytes)."""
+    units = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30}
+    cpu = memory = None
+    in_limits = False
+    with open(os.path.join(ROOT, "k8s/statefulset.yaml")) as f:
+        for line in f:
+            key = line.strip()
+            if key == "limits:":
+                in_limits = True
+            elif in_limits and key.startswith("cpu:"):
+                v = key.split(":", 1)[1].strip().strip('"')
+                cpu = int(v[:-1]) if v.endswith("m") else int(float(v) * 1000)
+            elif in_limits and key.startswith("memory:"):
+                v = key.split(":", 1)[1].strip().strip('"')
+                memory = int(v[:-2]) * units[v[-2:]]
+            elif in_limits and not key.startswith(("cpu", "memory")):
+                in_limits = False
+    assert cpu and memory, "limits.cpu and limits.memory in k8s/statefulset.yaml"
+    return cpu, memory
+
+
+class Cgroup:
+    """A cgroup with a pod's cpu quota and memory limit (v1 or v2), as kubelet gives a
+    container: the seed app's process runs in it, and its memory peak is read from it."""
+
+    def __init__(self, name, millicores, memory):
+        self.v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+        period = 100_000
+        quota = millicores * period // 1000
+        if self.v2:
+            self.dirs = [f"/sys/fs/cgroup/{name}"]
+            os.makedirs(self.dirs[0], exist_ok=True)
+            self._write(self.dirs[0], "cpu.max", f"{quota} {period}")
+            self._write(self.dirs[0], "memory.max", str(memory))
+        else:
+            self.dirs = [f"/sys/fs/cgroup/cpu/{name}", f"/sys/fs/cgroup/memory/{name}"]
+            for d in self.dirs:
+                os.makedirs(d, exist_ok=True)
+            self._write(self.dirs[0], "cpu.cfs_period_us", str(period))
+            self._write(self.dirs[0], "cpu.cfs_quota_us", str(quota))
+            self._write(self.dirs[1], "memory.limit_in_bytes", str(memory))
+
+    @staticmethod
+    def _write(d, f, v):
+        with open(os.path.join(d, f), "w") as fh:
+            fh.write(v)
+
+    def wrap(self, command):
+        """`command`, started inside this cgroup (the shell joins it, then execs)."""
+        joins = "; ".join(f"echo $$ > {d}/cgroup.procs" for d in self.dirs)
+        return ["sh", "-c", f'{joins}; exec "$@"', "sh", *command]
+
+    def peak_bytes(self):
+        mem = self.dirs[-1]
+        f = "memory.peak" if self.v2 else "memory.max_usage_in_bytes"
+        with open(os.path.join(mem, f)) as fh:
+            return int(fh.read())
+
+    def remove(self):
+        for d in self.dirs:
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+
+
 def tree_rss_kib(pid):
     """Resident memory of pid and all its descendants (uvicorn's workers), in KiB."""
     children = {}
@@ -81,9 +148,11 @@ def tree_rss_kib(pid):
 
 
 class Contender:
-    def __init__(self, key, label, command, data_dir, env=None, cwd=None, ready="/"):
+    def __init__(self, key, label, command, data_dir, env=None, cwd=None, ready="/",
+                 cgroup=None):
         self.key, self.label, self.command = key, label, command
         self.data_dir, self.env, self.cwd, self.ready = data_dir, env, cwd, ready
+        self.cgroup = cgroup
         self.port = free_port()
         self.proc = None
 
@@ -93,6 +162,8 @@ class Contender:
 
     def start(self):
         cmd = [a.replace("{port}", str(self.port)) for a in self.command]
+        if self.cgroup:
+            cmd = self.cgroup.wrap(cmd)
         env = dict(os.environ, **(self.env or {}))
         # As deployed: backtraces off. With RUST_BACKTRACE=1 every error value the runtimes
         # create on the normal path (wasmtime-wasi-http makes some per request) walks the
@@ -114,9 +185,11 @@ class Contender:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+        if self.cgroup:
+            self.cgroup.remove()
 
 
-def wrk(url, connections, seconds, rss_of=None):
+def wrk(url, connections, seconds, rss_of=None, cgroup=None):
     threads = max(1, min(connections, 2))
     cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
            "--timeout", "5s", "-s", LUA, url]
@@ -131,6 +204,8 @@ def wrk(url, connections, seconds, rss_of=None):
     if not lines:
         raise RuntimeError(f"wrk printed no report: {out} {err}")
     result = json.loads(lines[-1])
+    if cgroup and rss_of:
+        peak = cgroup.peak_bytes() // 1024  # what the limit applies to, page cache included
     result["peak_rss_kib"] = peak
     return result
 
@@ -156,17 +231,23 @@ def pod_contender(results, conn_levels, seconds, work):
         return
     with open(out) as f:
         doc = json.load(f)
-    label = "app-wasm SQLite, containerd-shim-spin pod"
-    results["contenders"]["shim"] = {"label": label,
-                                     "start_to_ready_ms": doc["start_to_ready_ms"]}
-    for r in doc["runs"]:
-        r["contender"] = "shim"
-        if r["connections"] != conn_levels[-1]:
-            r["peak_rss_kib"] = 0  # like the others: memory at the top level only
-        results["runs"].append(r)
-        print(f"{label:<36} GET {r['path']:<8} c={r['connections']:<3} {r['rps']:>9.0f} req/s  "
-              f"p50 {r['p50_us']/1000:.2f} ms  p99 {r['p99_us']/1000:.2f} ms  "
-              f"p99.9 {r['p999_us']/1000:.2f} ms  errors {r['errors'] + r['non_2xx']}", flush=True)
+    for key, pod in doc["pods"].items():
+        label = {"shim": "app-wasm SQLite, containerd-shim-spin pod",
+                 "hello_pod": "hello-world, containerd-shim-spin pod (pod ceiling)"}[key]
+        results["contenders"][key] = {"label": label, "class": "pod",
+                                      "start_to_ready_ms": pod["start_to_ready_ms"]}
+        for r in pod["runs"]:
+            r["contender"] = key
+            if r["connections"] != conn_levels[-1]:
+                r["peak_rss_kib"] = 0  # like the others: memory at the top level only
+            results["runs"].append(r)
+            print_run(label, r)
+
+
+def print_run(label, r):
+    print(f"{label:<36} GET {r['path']:<8} c={r['connections']:<3} {r['rps']:>9.0f} req/s  "
+          f"p50 {r['p50_us']/1000:.2f} ms  p99 {r['p99_us']/1000:.2f} ms  "
+          f"p99.9 {r['p999_us']/1000:.2f} ms  errors {r['errors'] + r['non_2xx']}", flush=True)
 
 
 def spin_contenders(data):
@@ -267,6 +348,20 @@ def main():
          "--workers", str(cpus), "--log-level", "warning", "--no-access-log"],
         d, env={"VISITS_DIR": d}, cwd=os.path.join(ROOT, "bench/seed_app"), ready="/visits"))
 
+    # The seed as a pod runs it: one uvicorn worker (one per pod, scaled by replicas) in a
+    # cgroup with the StatefulSet's cpu and memory limits, as kubelet confines a container.
+    if os.geteuid() == 0:
+        millicores, memory = manifest_limits()
+        d = data("seed-pod")
+        contenders.append(Contender(
+            "seed_pod", f"seed app, 1 uvicorn worker at {millicores}m, {memory >> 20}Mi (pod)",
+            [os.path.join(VENV, "bin/uvicorn"), "main:app", "--host", "127.0.0.1", "--port",
+             "{port}", "--workers", "1", "--log-level", "warning", "--no-access-log"],
+            d, env={"VISITS_DIR": d}, cwd=os.path.join(ROOT, "bench/seed_app"), ready="/visits",
+            cgroup=Cgroup(f"app-wasm-bench-seed-pod-{os.getpid()}", millicores, memory)))
+    else:
+        print("not root: skipping the seed pod contender (it needs a cgroup)", file=sys.stderr)
+
     results = {"machine": {"cpus": cpus}, "seconds": seconds, "runs": [], "contenders": {}}
     for c in contenders:
         ready_ms = c.start() * 1000
@@ -274,16 +369,15 @@ def main():
             for path in ["/", "/visits"]:
                 for conns in conn_levels:
                     r = wrk(c.base + path, conns, seconds,
-                            rss_of=c.proc.pid if conns == conn_levels[-1] else None)
+                            rss_of=c.proc.pid if conns == conn_levels[-1] else None,
+                            cgroup=c.cgroup)
                     r.update(contender=c.key, path=path, connections=conns)
                     results["runs"].append(r)
-                    print(f"{c.label:<36} GET {path:<8} c={conns:<3} {r['rps']:>9.0f} req/s  "
-                          f"p50 {r['p50_us']/1000:.2f} ms  p99 {r['p99_us']/1000:.2f} ms  "
-                          f"p99.9 {r['p999_us']/1000:.2f} ms  errors {r['errors'] + r['non_2xx']}",
-                          flush=True)
+                    print_run(c.label, r)
         finally:
             c.stop()
-        results["contenders"][c.key] = {"label": c.label, "start_to_ready_ms": ready_ms}
+        results["contenders"][c.key] = {"label": c.label, "start_to_ready_ms": ready_ms,
+                                        "class": "pod" if c.cgroup else "local"}
 
     pod_contender(results, conn_levels, seconds, work)
 
@@ -357,16 +451,18 @@ def find(results, key, path, conns):
 
 
 def report(results, conn_levels):
-    top = conn_levels[-1]
+    """One table; a pod's row compares with the seed pod and the hello pod, a local one with
+    the seed app on every core and the hello component on our runner."""
     print()
-    print("| contender | path | conns | req/s | p50 ms | p99 ms | p99.9 ms | vs seed | vs ceiling "
-          "| peak RSS MiB | start to ready ms |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| contender | path | conns | req/s | p50 ms | p99 ms | p99.9 ms | non-2xx | vs seed "
+          "| vs ceiling | peak memory MiB | start to ready ms |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results["runs"]:
         contender = results["contenders"][r["contender"]]
-        base_seed = find(results, "seed", r["path"], r["connections"])
-        base_ceiling = find(results, "hello", "/", r["connections"])
-        vs_seed = f"{r['rps'] / base_seed['rps']:.1f}x" if base_seed and base_seed["rps"] else "-"
+        pod = contender.get("class") == "pod"
+        base_seed = find(results, "seed_pod" if pod else "seed", r["path"], r["connections"])
+        base_ceiling = find(results, "hello_pod" if pod else "hello", "/", r["connections"])
+        vs_seed = f"{r['rps'] / base_seed['rps']:.2f}x" if base_seed and base_seed["rps"] else "-"
         vs_ceiling = (f"{100 * r['rps'] / base_ceiling['rps']:.0f}%"
                       if base_ceiling and base_ceiling["rps"] else "-")
         rss = f"{r['peak_rss_kib'] / 1024:.1f}" if r["peak_rss_kib"] else ""
@@ -374,9 +470,11 @@ def report(results, conn_levels):
         ready = f"{contender['start_to_ready_ms']:.0f}" if first else ""
         print(f"| {contender['label']} | {r['path']} | {r['connections']} | {r['rps']:.0f} | "
               f"{r['p50_us']/1000:.2f} | {r['p99_us']/1000:.2f} | {r['p999_us']/1000:.2f} | "
-              f"{vs_seed} | {vs_ceiling} | {rss} | {ready} |")
+              f"{r['non_2xx'] + r['errors']} | {vs_seed} | {vs_ceiling} | {rss} | {ready} |")
     print()
-    # The targets, as ratios within this run: GET / of our host against each peer.
+    print("(pods: vs the seed pod and the hello pod; the rest: vs the seed app on every core "
+          "and the hello component on our runner. Memory: cgroup peak for pods, RSS otherwise.)")
+    # The targets, as ratios within this run: GET / of our host and of the pod against peers.
     for conns in conn_levels:
         host = find(results, "host", "/", conns)
         if not host:
@@ -389,6 +487,18 @@ def report(results, conn_levels):
                 ratios.append(f"{host['rps'] / peer['rps']:.2f}x {name}")
         print(f"GET / at {conns} connections: our host {host['rps']:.0f} req/s, p99 "
               f"{host['p99_us'] / 1000:.2f} ms = " + ", ".join(ratios))
+    for conns in conn_levels:
+        pod = find(results, "shim", "/", conns)
+        if not pod:
+            continue
+        ratios = []
+        for key, name in [("seed_pod", "the seed pod"), ("hello_pod", "the hello pod")]:
+            peer = find(results, key, "/", conns)
+            if peer and peer["rps"]:
+                ratios.append(f"{pod['rps'] / peer['rps']:.2f}x {name}")
+        print(f"GET / at {conns} connections: one pod {pod['rps']:.0f} req/s, p99 "
+              f"{pod['p99_us'] / 1000:.2f} ms, non-2xx {pod['non_2xx'] + pod['errors']} = "
+              + ", ".join(ratios))
     inst = results["instantiation"]
     print(f"per-request instantiation (pooling): median {inst['median_us']:.1f} us, "
           f"p99 {inst['p99_us']:.1f} us over {inst['n']}")

@@ -714,14 +714,7 @@ impl Kubelet<'_> {
         let stopped = stopping.elapsed();
         let (status, _) = self.status(pod).await;
         assert_eq!(status.state, v1::ContainerState::ContainerExited as i32);
-        runtime
-            .remove_container(v1::RemoveContainerRequest {
-                container_id: pod.container.clone(),
-            })
-            .await
-            .unwrap();
-        pod.attempt += 1;
-        pod.container = self.create_and_start(pod).await;
+        self.replace_exited(pod).await;
         stopped
     }
 
@@ -741,6 +734,13 @@ impl Kubelet<'_> {
             tokio::time::sleep(Duration::from_millis(50)).await;
             status = self.status(pod).await.0;
         }
+        self.replace_exited(pod).await;
+        status.exit_code
+    }
+
+    /// kubelet's next attempt after a container exited: remove it, create and start a new one
+    /// in the same sandbox on the same claim.
+    async fn replace_exited(&self, pod: &mut Pod) {
         let mut runtime = self.node.runtime.clone();
         runtime
             .remove_container(v1::RemoveContainerRequest {
@@ -750,7 +750,6 @@ impl Kubelet<'_> {
             .unwrap();
         pod.attempt += 1;
         pod.container = self.create_and_start(pod).await;
-        status.exit_code
     }
 
     /// kubelet's pod deletion: stop and remove the sandbox (and its containers).

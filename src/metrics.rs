@@ -25,7 +25,7 @@ pub fn render(figures: &Summary) -> String {
     metric(
         "app_wasm_visits_log_bytes",
         "gauge",
-        "Bytes the visit store takes on the volume (visits.txt, or the SQLite file).",
+        "Bytes of visits the store holds (visits.txt, or the SQLite database's pages).",
         "",
         figures.log_bytes,
     );

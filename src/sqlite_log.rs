@@ -1,57 +1,75 @@
-//! `VisitLog` on Spin's SQLite store: the Kubernetes flavour (`--features spin-sqlite`).
+//! `VisitLog` on Spin's stores: the Kubernetes flavour (`--features spin-sqlite`).
 //!
-//! containerd-shim-spin mounts manifest `files` read-only, but Spin's host-side SQLite writes
-//! to the absolute `path` in `/runtime-config.toml`: a file on the pod's volume.
+//! containerd-shim-spin mounts manifest `files` read-only, but Spin's own stores write to the
+//! absolute paths in `/runtime-config.toml`: one SQLite file on the pod's volume, named there
+//! both as the key-value store `default` and as the SQLite database `default`.
 //!
-//! **Why each visit does what it does** (measured side by side in bench/README.md, "Store
-//! designs"). Spin opens a new SQLite connection for every guest `Connection::open`, so
-//! concurrent visits contend for SQLite's write lock. Left to SQLite's busy handler, a waiter
-//! sleeps 1, 2, 5 ... 100 ms between tries while newcomers take the free lock: a p99 of a
-//! second at 16 connections. So SQLite waits at most `BUSY_TIMEOUT` and the guest tries again
-//! after `RETRY_WAIT_NS`: no waiter sleeps long, and the p99 at 16 connections drops about
-//! 5x. Every visit is one autocommit `INSERT` with `synchronous = FULL` (SQLite's compiled
-//! default): a 200 is on stable storage.
+//! **Writes go through the key-value store, reads through SQL** (measured against four other
+//! designs in bench/README.md, "Store designs": it leads at 1, 16 and 64 connections on a
+//! quiet and on a busy disk). Spin opens a new SQLite connection for every guest
+//! `Connection::open`, so visits written through SQL contend for SQLite's write lock by
+//! polling (its busy handler sleeps 1, 2, 5 ... 100 ms; even a 1 ms busy timeout with the
+//! retry in the guest only cuts the tail to ~200 ms), and every request that closes the last
+//! connection checkpoints and deletes the WAL. Spin's key-value store (`type = "spin"`) keeps
+//! one connection for the app's life behind a mutex: visits queue in the host, each one
+//! autocommit `INSERT` (`synchronous = FULL`, SQLite's compiled default: a 200 is on stable
+//! storage), and that connection, held open, keeps the WAL from being torn down.
 //!
-//! Count: `visit_log.id` is a plain `INTEGER PRIMARY KEY` (no `AUTOINCREMENT`), so SQLite gives
-//! each insert "one larger than the largest ROWID in the table prior to the insert" and a
-//! failed insert takes nothing. The app never deletes, so the ids are 1..N by construction:
-//! `max(id)` is the exact count, read from the b-tree's edge, and record k has id k, so paging
-//! is a bound. The readiness probe's row never commits (see `BEGIN_PROBE`).
+//! Count: every visit is a new key (its timestamp and 128 random bits), so every `set` is an
+//! insert into `spin_key_value`, whose rowid SQLite makes "one larger than the largest ROWID in
+//! the table prior to the insert"; a failed insert takes nothing, and the app never deletes.
+//! So the rowids are 1..N by construction: `max(rowid)` is the exact count, read from the
+//! b-tree's edge, and record k has rowid k, so paging is a bound. The readiness probe's row
+//! never commits (see `BEGIN_PROBE`).
 
 use crate::visit_log::StoreError;
 
-/// The database's label in spin.toml and the runtime config.
+/// The label of both stores in spin.toml and the runtime config.
 pub const STORE: &str = "default";
+/// Spin's key-value table (crates/key-value-spin, unchanged since Spin 1.x), created by Spin
+/// when the component first opens the store.
+pub const KV_TABLE: &str = "spin_key_value";
 
-/// How long SQLite itself waits for the write lock before the guest's next try: its busy
-/// handler sleeps once, 1 ms.
-pub const BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 1";
-/// The guest's pause between tries, and how long it keeps trying before a 503 "busy; retry".
-pub const RETRY_WAIT_NS: u64 = 1_000_000;
-pub const RETRY_BUDGET_NS: u64 = 5_000_000_000;
 /// WAL: one fsync per visit instead of a rollback journal's several, and readers never block
-/// the writer. Kept in the database file, so set with the table; in a pod the readiness probe
-/// does that before any visit.
+/// the writer. Kept in the database file; asked on every connection (a no-op once set),
+/// because the key-value store makes a new file with a rollback journal.
 pub const WAL: &str = "PRAGMA journal_mode = WAL";
-pub const CREATE_LOG: &str =
-    "CREATE TABLE IF NOT EXISTS visit_log (id INTEGER PRIMARY KEY, at TEXT NOT NULL)";
-pub const INSERT_VISIT: &str = "INSERT INTO visit_log (at) VALUES (?)";
-pub const SUMMARY: &str = "SELECT (SELECT max(id) FROM visit_log), \
-     (SELECT at FROM visit_log ORDER BY id LIMIT 1), \
-     (SELECT at FROM visit_log ORDER BY id DESC LIMIT 1), \
+pub const SUMMARY: &str = "SELECT (SELECT max(rowid) FROM spin_key_value), \
+     (SELECT CAST(value AS TEXT) FROM spin_key_value ORDER BY rowid LIMIT 1), \
+     (SELECT CAST(value AS TEXT) FROM spin_key_value ORDER BY rowid DESC LIMIT 1), \
      (SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size())";
-pub const PAGE: &str = "SELECT id, at FROM visit_log WHERE id > ? ORDER BY id LIMIT 2048";
-/// Readiness commits what a visit commits, a visit-sized row, in a transaction that deletes it
-/// again: it needs the same room in the WAL as the next visit, so `/readyz` fails exactly when
-/// visits would (full, read-only, missing volume) and not before. The row never becomes
-/// visible (`IMMEDIATE` takes the write lock first, the delete commits with the insert), and
-/// its id is handed out again by the next visit: the ids stay 1..N.
+pub const PAGE: &str = "SELECT rowid, CAST(value AS TEXT) FROM spin_key_value \
+     WHERE rowid > ? ORDER BY rowid LIMIT 2048";
+/// Readiness commits what a visit commits, a row of a visit's size in Spin's table, in a
+/// transaction that deletes it again: it needs the same room in the WAL as the next visit, so
+/// `/readyz` fails exactly when visits would (full, read-only, missing volume) and not before.
+/// The row never becomes visible (`IMMEDIATE` takes the write lock first, the delete commits
+/// with the insert) and its rowid is handed out again by the next visit: the rowids stay 1..N.
+/// Its `store` column is no key-value store's label, so no guest ever sees the key either.
 pub const BEGIN_PROBE: &str = "BEGIN IMMEDIATE";
-pub const CLEAR_PROBE: &str = "DELETE FROM visit_log WHERE id = last_insert_rowid()";
+pub const WRITE_PROBE: &str = "INSERT INTO spin_key_value (store, key, value) \
+     VALUES ('app-wasm/ready-probe', ?, zeroblob(?))";
+pub const CLEAR_PROBE: &str = "DELETE FROM spin_key_value WHERE store = 'app-wasm/ready-probe'";
+/// A visit key's length, so the probe's index entry is a visit's size too.
+pub const PROBE_KEY: &str =
+    "ready-probe/0000-00-00T00:00:00.00000+00:00/00000000000000000000000000";
 pub const COMMIT_PROBE: &str = "COMMIT";
 pub const ROLLBACK_PROBE: &str = "ROLLBACK";
-/// A visit's size (an RFC 3339 timestamp with five decimals and the offset).
-pub const PROBE_AT: &str = "0000-00-00T00:00:00.00000+00:00";
+/// SQL writes (the switch to WAL, the probe) share the write lock with the key-value store's
+/// connection: SQLite waits for it at most 1 ms and the guest tries again after
+/// `RETRY_WAIT_NS`, for at most `RETRY_BUDGET_NS` (then 503 "busy; retry"), so none sleeps in
+/// SQLite's growing busy-handler steps.
+pub const BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 1";
+pub const RETRY_WAIT_NS: u64 = 1_000_000;
+pub const RETRY_BUDGET_NS: u64 = 5_000_000_000;
+/// A visit's value is its RFC 3339 timestamp, its key `visit_key`'s: about this size.
+pub const PROBE_VALUE_BYTES: i64 = 32;
+
+/// A key no other visit has: the timestamp (for a person reading the table) and 128 random
+/// bits, so a `set` never overwrites an earlier visit (a collision needs about 2^64 visits).
+pub fn visit_key(timestamp: &str, random: [u64; 2]) -> String {
+    format!("visit/{timestamp}/{:016x}{:016x}", random[0], random[1])
+}
 
 /// What SQLite's message (as Spin passes it on) means for the volume.
 pub fn classify(message: &str) -> StoreError {
@@ -72,6 +90,7 @@ pub fn classify(message: &str) -> StoreError {
     }
 }
 
+/// Before the first visit Spin has not made its table yet: that is an empty log.
 pub fn is_missing_table(message: &str) -> bool {
     message.contains("no such table")
 }
@@ -82,43 +101,41 @@ pub use store::SqliteLog;
 #[cfg(all(target_arch = "wasm32", feature = "spin-sqlite"))]
 mod store {
     use spin_sdk::sqlite::{Connection, Error, QueryResult, Value};
+    use spin_sdk::wit::wasi::keyvalue::store as kv;
     use wasi::clocks::monotonic_clock;
 
     use super::*;
     use crate::visit_log::{Span, Summary, VisitLog};
 
-    /// Stateless: Spin names the database ("default") and the runtime config places it.
+    /// Stateless: Spin names both stores ("default") and the runtime config places them.
     #[derive(Default)]
     pub struct SqliteLog;
 
     impl SqliteLog {
+        /// A connection to the database in WAL mode. The key-value store makes a new file with
+        /// a rollback journal, and the switch waits for the write lock: a refusal is busy.
         fn connect(&self) -> Result<Connection, StoreError> {
             let db = Connection::open(STORE).map_err(to_store_error)?;
             db.execute(BUSY_TIMEOUT, &[]).map_err(to_store_error)?;
-            Ok(db)
+            let mode = retry_while_busy(|| db.execute(WAL, &[]).map_err(to_store_error))?;
+            match mode.rows.first().and_then(|row| row.get::<&str>(0)) {
+                Some("wal") => Ok(db),
+                other => Err(StoreError::Io(format!("journal mode {other:?}, not wal"))),
+            }
         }
 
-        /// Runs `sql`; where the table is not there yet, makes it and runs `sql` once more.
-        fn execute(
+        /// Runs a read; `None` where no visit has made the table yet.
+        fn read(
             &self,
             db: &Connection,
             sql: &str,
             params: &[Value],
-        ) -> Result<QueryResult, StoreError> {
+        ) -> Result<Option<QueryResult>, StoreError> {
             match db.execute(sql, params) {
-                Err(Error::Io(m)) if is_missing_table(&m) => {
-                    make_schema(db)?;
-                    db.execute(sql, params).map_err(to_store_error)
-                }
-                other => other.map_err(to_store_error),
+                Err(Error::Io(m)) if is_missing_table(&m) => Ok(None),
+                other => other.map(Some).map_err(to_store_error),
             }
         }
-    }
-
-    fn make_schema(db: &Connection) -> Result<(), StoreError> {
-        db.execute(WAL, &[]).map_err(to_store_error)?;
-        db.execute(CREATE_LOG, &[]).map_err(to_store_error)?;
-        Ok(())
     }
 
     /// Runs `attempt` until it is not refused for the write lock, pausing `RETRY_WAIT_NS`
@@ -149,16 +166,30 @@ mod store {
         }
     }
 
+    fn kv_error(err: kv::Error) -> StoreError {
+        match err {
+            kv::Error::Other(m) => classify(&m),
+            kv::Error::NoSuchStore | kv::Error::AccessDenied => StoreError::Io(format!(
+                "{err:?}: the component needs key_value_stores = [\"{STORE}\"] in spin.toml"
+            )),
+        }
+    }
+
     impl VisitLog for SqliteLog {
         fn append(&self, timestamp: &str) -> Result<(), StoreError> {
-            let db = self.connect()?;
-            let at = [Value::Text(timestamp.to_owned())];
-            retry_while_busy(|| self.execute(&db, INSERT_VISIT, &at)).map(drop)
+            use wasi::random::random::get_random_u64;
+            let key = visit_key(timestamp, [get_random_u64(), get_random_u64()]);
+            // No SQL connection here: one per visit halves the pod's req/s (bench/README.md,
+            // "Store designs"). The first read or probe switches a new file to WAL.
+            let bucket = kv::open(STORE).map_err(kv_error)?;
+            bucket.set(&key, timestamp.as_bytes()).map_err(kv_error)
         }
 
         fn summary(&self) -> Result<Summary, StoreError> {
             let db = self.connect()?;
-            let result = self.execute(&db, SUMMARY, &[])?;
+            let Some(result) = self.read(&db, SUMMARY, &[])? else {
+                return Ok(Summary::default());
+            };
             let Some(row) = result.rows.first() else {
                 return Ok(Summary::default());
             };
@@ -172,13 +203,17 @@ mod store {
         }
 
         fn check_ready(&self) -> Result<(), StoreError> {
+            // WAL first, so that the key-value store's connection (made on the store's first
+            // use, with its table) starts on a WAL database.
             let db = self.connect()?;
-            make_schema(&db)?;
-            let at = [Value::Text(PROBE_AT.into())];
+            let bucket = kv::open(STORE).map_err(kv_error)?;
+            bucket.exists(PROBE_KEY).map_err(kv_error)?;
+            let key = Value::Text(PROBE_KEY.into());
+            let size = Value::Integer(PROBE_VALUE_BYTES);
             retry_while_busy(|| {
                 db.execute(BEGIN_PROBE, &[]).map_err(to_store_error)?;
                 let committed = db
-                    .execute(INSERT_VISIT, &at)
+                    .execute(WRITE_PROBE, &[key.clone(), size.clone()])
                     .and_then(|_| db.execute(CLEAR_PROBE, &[]))
                     .and_then(|_| db.execute(COMMIT_PROBE, &[]));
                 if committed.is_err() {
@@ -188,19 +223,23 @@ mod store {
                 committed.map(drop).map_err(to_store_error)
             })
         }
+
         fn text_chunks(
             &self,
             span: Span,
         ) -> Result<Box<dyn Iterator<Item = Vec<u8>> + '_>, StoreError> {
             let db = self.connect()?;
-            // Ids run 1..=count with no gaps (the count is max(id)): skipping is a bound.
+            // Rowids run 1..=count with no gaps (the count is max(rowid)): skipping is a bound.
             let mut after = span.skip as i64;
             let mut remaining = span.text_len() as usize;
             Ok(Box::new(std::iter::from_fn(move || {
                 if remaining == 0 {
                     return None;
                 }
-                let page = self.execute(&db, PAGE, &[Value::Integer(after)]).ok()?;
+                let page = self
+                    .read(&db, PAGE, &[Value::Integer(after)])
+                    .ok()
+                    .flatten()?;
                 let mut chunk = Vec::with_capacity(64 * 1024);
                 for row in &page.rows {
                     after = row.get::<i64>(0)?;
@@ -242,12 +281,30 @@ mod tests {
 
     #[test]
     fn missing_table_is_recognised_from_sqlites_message() {
-        assert!(is_missing_table("no such table: visit_log"));
+        assert!(is_missing_table("no such table: spin_key_value"));
         assert!(!is_missing_table("database or disk is full"));
     }
 
     #[test]
+    fn every_query_reads_spins_key_value_table() {
+        for sql in [SUMMARY, PAGE, WRITE_PROBE, CLEAR_PROBE] {
+            assert!(sql.contains(KV_TABLE), "{sql}");
+        }
+    }
+
+    #[test]
     fn the_probe_row_is_a_visits_size() {
-        assert_eq!(PROBE_AT.len(), "2026-11-27T08:03:19.12345+03:00".len());
+        let visit = visit_key("2026-11-27T08:03:19.12345+03:00", [u64::MAX; 2]);
+        assert_eq!(PROBE_KEY.len(), visit.len());
+        assert!(!PROBE_KEY.starts_with("visit/"));
+    }
+
+    #[test]
+    fn visit_keys_differ_by_their_random_part_and_start_with_the_time() {
+        let t = "2026-11-27T08:03:19.12345+03:00";
+        let a = visit_key(t, [1, 2]);
+        assert_eq!(a, format!("visit/{t}/00000000000000010000000000000002"));
+        assert_ne!(a, visit_key(t, [1, 3]));
+        assert_ne!(a, visit_key(t, [2, 2]));
     }
 }

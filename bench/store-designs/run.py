@@ -2,7 +2,9 @@
 containerd-shim-spin 0.24.0) with the pod's env, in a cgroup with the pod's limits (500m,
 128Mi), on a fresh store on disk; wrk GET / at each connection count, rounds alternated.
 usage (root, after make.py): run.py NAMES SECONDS ROUNDS > LOG; table.py LOG
-env: CONNS=1,16,64  SPINENV=K=V,...  VOL=/var/tmp (the volume's parent)  MILLI=500"""
+env: CONNS=1,16,64  SPINENV=K=V,...  VOL=/var/tmp (the volume's parent)  MILLI=500
+     NEIGHBOUR=1: a neighbour on the same filesystem writes 256 KiB + fdatasync in a loop
+     (outside the cgroup) during every cell, as another pod's volume on the node's disk would"""
 import json, os, shutil, subprocess, sys, tempfile, time, urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
@@ -20,16 +22,28 @@ def cpu_stat(cg):
     ns = int(st["throttled_time"]) if "throttled_time" in st else int(st["throttled_usec"]) * 1000
     return {"nr_throttled": st["nr_throttled"], "throttled_time": ns}
 
+NEIGHBOUR = """
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC); buf = b"x" * (256 << 10)
+while True:
+    os.write(fd, buf); os.fdatasync(fd)
+    if os.lseek(fd, 0, os.SEEK_CUR) > (64 << 20): os.lseek(fd, 0, os.SEEK_SET)
+"""
+
+def neighbour(vol):
+    """The busy-disk load, or None for a quiet disk."""
+    if not os.environ.get("NEIGHBOUR"):
+        return None
+    return subprocess.Popen([sys.executable, "-c", NEIGHBOUR, f"{vol}.neighbour"])
+
 def one(name, rnd):
     app = tempfile.mkdtemp(dir="/var/tmp"); vol = tempfile.mkdtemp(dir=os.environ.get("VOL", "/var/tmp"))
-    # The image's manifest and runtime config, plus the key-value store on the same file that
-    # kvlog, keepwal and keepretry open (unused by the others).
-    manifest = open(f"{ROOT}/k8s/image/spin.toml").read().replace(
-        'sqlite_databases = ["default"]', 'key_value_stores = ["default"]\nsqlite_databases = ["default"]')
+    # The image's manifest and runtime config: both name the key-value store on the SQLite
+    # file (HEAD writes through it; keepwal and keepretry open it; the others leave it unused).
+    manifest = open(f"{ROOT}/k8s/image/spin.toml").read()
     open(f"{app}/spin.toml", "w").write(manifest)
     shutil.copy(f"{WASM}/{name}.wasm", f"{app}/app_wasm.wasm")
-    cfg = open(f"{ROOT}/k8s/runtime-config.toml").read() + \
-        '\n[key_value_store.default]\ntype = "spin"\npath = "/data/visits.db"\n'
+    cfg = open(f"{ROOT}/k8s/runtime-config.toml").read()
     cfg = cfg.replace('"/data/', f'"{vol}/')
     open(f"{app}/rc.toml", "w").write(cfg)
     port = bench.free_port()
@@ -39,6 +53,7 @@ def one(name, rnd):
     p = subprocess.Popen(cmd, cwd=app, env=dict(os.environ, **POD_ENV),
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
+    busy = neighbour(vol)
     try:
         bench.wait_http(base + "/readyz", proc=p)
         out = []
@@ -62,6 +77,8 @@ def one(name, rnd):
         return out
     finally:
         p.kill(); p.wait(); cg.remove()
+        if busy:
+            busy.kill(); busy.wait(); os.remove(f"{vol}.neighbour")
         shutil.rmtree(app); shutil.rmtree(vol)
 
 rows = []

@@ -29,11 +29,24 @@ impl Volume<'_> {
 
     /// Bytes the store takes, as `app_wasm_visits_log_bytes` must report.
     fn store_bytes(&self) -> u64 {
-        let file = match self {
-            Volume::Dir(dir) => dir.join("visits.txt"),
-            Volume::Sqlite(db) => db.to_path_buf(),
-        };
-        std::fs::metadata(file).map_or(0, |m| m.len())
+        match self {
+            Volume::Dir(dir) => std::fs::metadata(dir.join("visits.txt")).map_or(0, |m| m.len()),
+            // The database's pages, those still in the WAL included: the file itself lags
+            // until a checkpoint copies them in.
+            Volume::Sqlite(db) if db.exists() => rusqlite::Connection::open_with_flags(
+                db,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .and_then(|conn| {
+                conn.query_row(
+                    "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+                    [],
+                    |row| row.get(0),
+                )
+            })
+            .expect("reading the SQLite store's size"),
+            Volume::Sqlite(_) => 0,
+        }
     }
 }
 

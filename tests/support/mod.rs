@@ -225,28 +225,38 @@ pub fn read_records(log: &Path) -> Vec<String> {
 }
 
 /// Every visit in a Spin SQLite store, oldest first, asserting each is a well-formed record
-/// and that the ids are dense (the count the component reports is `max(id)`).
+/// and that the rowids are dense (the count the component reports is `max(rowid)`).
 pub fn sqlite_records(db: &Path) -> Vec<String> {
+    use app_wasm::sqlite_log::KV_TABLE;
     if !db.exists() {
         return Vec::new();
     }
     let conn =
         rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .expect("opening the SQLite store read-only");
-    let mut stmt = match conn.prepare("SELECT id, at FROM visit_log ORDER BY id") {
+    let sql = format!("SELECT rowid, key, CAST(value AS TEXT) FROM {KV_TABLE} ORDER BY rowid");
+    let mut stmt = match conn.prepare(&sql) {
         Ok(stmt) => stmt,
         Err(e) if e.to_string().contains("no such table") => return Vec::new(),
         Err(e) => panic!("reading visits: {e}"),
     };
     let rows = stmt
         .query_map([], |row| {
-            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+            ))
         })
         .unwrap();
     rows.enumerate()
         .map(|(i, row)| {
-            let (id, at) = row.unwrap();
-            assert_eq!(id, i as i64 + 1, "ids must be dense");
+            let (rowid, key, at) = row.unwrap();
+            assert_eq!(rowid, i as i64 + 1, "rowids must be dense");
+            assert!(
+                key.starts_with(&format!("visit/{at}/")),
+                "key {key} for {at}"
+            );
             assert_eq!(at.len() + 1, RECORD_LEN, "record width: {at}");
             chrono::DateTime::parse_from_rfc3339(&at).expect("record is RFC 3339");
             at

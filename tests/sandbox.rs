@@ -46,17 +46,24 @@ fn default_flavour_imports_only_wasi_and_no_network() {
 }
 
 #[test]
-fn sqlite_flavour_adds_only_spins_sqlite_and_variables() {
+fn sqlite_flavour_adds_only_spins_stores_and_variables() {
     let wasm = image_dir().join("app_wasm.wasm");
     let imports = component_imports(&wasm).unwrap();
     let non_wasi: Vec<_> = imports.iter().filter(|i| !i.starts_with("wasi:")).collect();
-    // SQLite for the visits; variables for the pod name (X-Replica), which Spin passes to
+    // SQLite to read the visits; variables for the pod name (X-Replica), which Spin passes to
     // components as the variable `replica`, not as environment.
     assert_eq!(
         non_wasi,
         ["fermyon:spin/sqlite@2.0.0", "fermyon:spin/variables@2.0.0"]
     );
-    // It keeps visits through Spin's SQLite only: no file system access at all.
+    // The visits are written through Spin's key-value store, a `wasi:` interface.
+    assert!(
+        imports
+            .iter()
+            .any(|i| i.starts_with("wasi:keyvalue/store@")),
+        "{imports:?}"
+    );
+    // It keeps visits through Spin's stores only: no file system access at all.
     assert!(
         !imports.iter().any(|i| i.starts_with("wasi:filesystem/")),
         "{imports:?}"

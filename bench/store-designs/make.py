@@ -1,6 +1,7 @@
 """Builds the store-design candidates as SQLite-flavour components into target/store-designs:
 today/fewer/retry/keepwal/keepretry are 553503b's src/sqlite_log.rs with another append (in a
-git worktree); kvlog is 8de2e6f (visits through Spin's key-value store), chosen is HEAD.
+git worktree); kvlog is 8de2e6f (visits through Spin's key-value store), chosen is HEAD
+(kvlog, with the probe's retry).
 Run as root from anywhere: python3 bench/store-designs/make.py"""
 import os, shutil, subprocess
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

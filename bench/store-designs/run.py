@@ -5,7 +5,7 @@ usage (root, after make.py): run.py NAMES SECONDS ROUNDS > LOG; table.py LOG
 env: CONNS=1,16,64  SPINENV=K=V,...  VOL=/var/tmp (the volume's parent)  MILLI=500
      NEIGHBOUR=1: a neighbour on the same filesystem writes 256 KiB + fdatasync in a loop
      (outside the cgroup) during every cell, as another pod's volume on the node's disk would"""
-import json, os, shutil, subprocess, sys, tempfile, time, urllib.request
+import json, os, shutil, signal, subprocess, sys, tempfile, time, urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 import bench  # Cgroup, free_port, wait_http
@@ -13,7 +13,7 @@ SPIN = bench.SPIN; LUA = f"{ROOT}/bench/wrk-report.lua"; WASM = f"{ROOT}/target/
 names = sys.argv[1].split(","); secs = int(sys.argv[2]); rounds = int(sys.argv[3])
 conns = [int(c) for c in os.environ.get("CONNS", "1,16,64").split(",")]
 extra = dict(kv.split("=", 1) for kv in os.environ.get("SPINENV", "").split(",") if kv)
-POD_ENV = {"SPIN_WASMTIME_LINEAR_MEMORY_KEEP_RESIDENT": "0", "SPIN_MAX_INSTANCE_COUNT": "128",
+POD_ENV = {"SPIN_WASMTIME_POOLING": "0",
            "SPIN_VARIABLE_REPLICA": "app-wasm-0", "SPIN_DISABLE_TELEMETRY": "1", **extra}
 
 def cpu_stat(cg):
@@ -50,7 +50,9 @@ def one(name, rnd):
     cg = bench.Cgroup(f"cand-{name}-{os.getpid()}-{rnd}", int(os.environ.get("MILLI", "500")), 128 << 20)
     cmd = cg.wrap([SPIN, "up", "--listen", f"127.0.0.1:{port}", "--runtime-config-file",
                    f"{app}/rc.toml", "--log-dir", ""])
-    p = subprocess.Popen(cmd, cwd=app, env=dict(os.environ, **POD_ENV),
+    # Its own process group: `spin up` forks `spin trigger http`, which a kill of `spin up`
+    # alone would leave running.
+    p = subprocess.Popen(cmd, cwd=app, env=dict(os.environ, **POD_ENV), start_new_session=True,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     busy = neighbour(vol)
@@ -76,7 +78,7 @@ def one(name, rnd):
 
         return out
     finally:
-        p.kill(); p.wait(); cg.remove()
+        os.killpg(p.pid, signal.SIGKILL); p.wait(); cg.remove()
         if busy:
             busy.kill(); busy.wait(); os.remove(f"{vol}.neighbour")
         shutil.rmtree(app); shutil.rmtree(vol)

@@ -325,6 +325,8 @@ def main():
 
     contenders = [
         ours("host", "app-wasm, our host", APP),
+        # Every 200 waits for fdatasync by default; the same runner without it, side by side.
+        ours("host_nosync", "app-wasm, our host, --sync none", APP, ["--sync", "none"]),
         ours("host_logging", "app-wasm, our host, request log on", APP, quiet=False),
         ours("host_on_demand", "app-wasm, our host, no pooling", APP, ["--allocator", "on-demand"]),
         ours("hello", "hello-world, our host (ceiling)", HELLO),

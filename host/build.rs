@@ -11,8 +11,14 @@ fn main() {
     });
     // Mounting a FUSE file system by hand needs root and the kernel's /dev/fuse.
     let fuse = root && std::path::Path::new("/dev/fuse").exists();
-    println!("cargo::rustc-check-cfg=cfg(no_fuse_mount)");
-    if !fuse && std::env::var_os("CI").is_none() {
-        println!("cargo::rustc-cfg=no_fuse_mount");
+    // Attaching strace to the runner: Debian's strace (a fixed path, so no PATH probe that
+    // would rebuild this package), and root (Debian's yama scope lets only root trace a
+    // process that is not its child).
+    let strace = root && std::path::Path::new("/usr/bin/strace").is_file();
+    for (cfg, missing) in [("no_fuse_mount", !fuse), ("no_strace", !strace)] {
+        println!("cargo::rustc-check-cfg=cfg({cfg})");
+        if missing && std::env::var_os("CI").is_none() {
+            println!("cargo::rustc-cfg={cfg}");
+        }
     }
 }

@@ -374,6 +374,28 @@ mod tests {
     }
 
     #[test]
+    fn a_misconfigured_store_fails_every_volume_route_but_not_liveness() {
+        let log = crate::visit_log::MisconfiguredLog("VISITS_SYNC=\"x\" is neither".into());
+        let home = handle(&get("/", None), &log, NOW);
+        assert_eq!(home.status, StatusCode::INTERNAL_SERVER_ERROR);
+        let error = body_json(&home)["error"].as_str().unwrap().to_owned();
+        assert!(
+            error.contains("misconfigured") && error.contains("VISITS_SYNC"),
+            "{error}"
+        );
+        let ready = handle(&get("/readyz", None), &log, NOW);
+        assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+        for target in ["/visits", "/metrics"] {
+            let reply = handle(&get(target, None), &log, NOW);
+            assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR, "{target}");
+        }
+        assert_eq!(
+            handle(&get("/healthz", None), &log, NOW).status,
+            StatusCode::OK
+        );
+    }
+
+    #[test]
     fn only_liveness_and_unknown_paths_answer_without_the_volume() {
         for path in ["/", "/visits", "/readyz", "/metrics"] {
             assert!(path_uses_volume(path), "{path}");

@@ -52,6 +52,17 @@ impl AppendFile {
     pub fn append(&mut self, bytes: &[u8]) -> io::Result<usize> {
         io::Write::write(&mut self.0, bytes)
     }
+
+    /// `fdatasync`: what was appended is on stable storage.
+    pub fn sync_data(&mut self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+}
+
+/// Syncs `dir` itself, so that a file created in it survives a power cut.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    std::fs::File::open(dir)?.sync_data()
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -66,7 +77,7 @@ impl RecordFile for AppendFile {
 }
 
 #[cfg(target_arch = "wasm32")]
-pub use wasi_file::{open, AppendFile};
+pub use wasi_file::{open, sync_dir, AppendFile};
 
 #[cfg(target_arch = "wasm32")]
 mod wasi_file {
@@ -133,6 +144,32 @@ mod wasi_file {
                 Err(StreamError::Closed) => Err(io::Error::other("the log's stream was closed")),
             }
         }
+
+        /// WASI `sync-data`: what was appended is on stable storage.
+        pub fn sync_data(&mut self) -> io::Result<()> {
+            self.0.sync_data().map_err(io_error)
+        }
+    }
+
+    /// Syncs `dir` itself (WASI `sync-data` on it), so that a file created in it survives a
+    /// power cut.
+    pub fn sync_dir(dir: &Path) -> io::Result<()> {
+        let (preopen, inside) = preopen_of(dir).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, "no preopened directory holds it")
+        })?;
+        if inside.as_os_str().is_empty() {
+            return preopen.sync_data().map_err(io_error);
+        }
+        let inside = inside.to_str().expect("built from UTF-8 parts");
+        preopen
+            .open_at(
+                PathFlags::SYMLINK_FOLLOW,
+                inside,
+                OpenFlags::DIRECTORY,
+                DescriptorFlags::READ,
+            )
+            .and_then(|d| d.sync_data())
+            .map_err(io_error)
     }
 
     impl super::RecordFile for AppendFile {

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::append_file::{self, AppendFile, RecordFile};
+use crate::durability::SyncMode;
 use crate::record::{self, Format, Layout, LEGACY_RECORD_LEN, RECORD_LEN};
 use crate::visit_log::{Span, StoreError, Summary, VisitLog};
 
@@ -38,11 +39,20 @@ const TEXT_CHUNK_RECORDS: u64 = 2048;
 
 pub struct FileLog {
     dir: PathBuf,
+    sync: SyncMode,
 }
 
 impl FileLog {
+    /// The log in `dir`, syncing every visit (`SyncMode::Data`).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        FileLog { dir: dir.into() }
+        FileLog {
+            dir: dir.into(),
+            sync: SyncMode::Data,
+        }
+    }
+
+    pub fn with_sync(self, sync: SyncMode) -> Self {
+        FileLog { sync, ..self }
     }
 
     pub fn log_path(&self) -> PathBuf {
@@ -192,6 +202,20 @@ impl FileLog {
         drop(file);
         let _ = fs::remove_file(&path);
         written.map_err(|e| StoreError::Full(e.to_string()))
+    }
+
+    /// Waits until the record just appended is on stable storage, if the mode asks for it;
+    /// after the log's first record, its directory entry too. A failed sync is an error: the
+    /// record may be in the log, but it was not acknowledged.
+    fn make_durable(&self, file: &mut AppendFile, first_record: bool) -> Result<(), StoreError> {
+        if self.sync == SyncMode::None {
+            return Ok(());
+        }
+        file.sync_data().map_err(|e| self.classify(e))?;
+        if first_record {
+            append_file::sync_dir(&self.dir).map_err(|e| self.classify(e))?;
+        }
+        Ok(())
     }
 
     fn open_for_append(&self) -> Result<AppendFile, StoreError> {
@@ -350,7 +374,7 @@ impl VisitLog for FileLog {
             // One write call for the whole record, at a record boundary: it never straddles
             // a page, so it lands whole or not at all.
             return match file.append(line.as_bytes()) {
-                Ok(n) if n == line.len() => Ok(()),
+                Ok(n) if n == line.len() => self.make_durable(&mut file, layout.whole_len() == 0),
                 Ok(n) => Err(StoreError::Full(format!(
                     "only {n} of {} bytes fit",
                     line.len()
@@ -365,7 +389,10 @@ impl VisitLog for FileLog {
 
     fn summary(&self) -> Result<Summary, StoreError> {
         let Some((mut file, layout)) = self.open_for_read()? else {
-            return Ok(Summary::default());
+            return Ok(Summary {
+                sync: self.sync,
+                ..Summary::default()
+            });
         };
         self.check_tail(&mut file, &layout)?;
         let (first, last) = if layout.records == 0 {
@@ -381,6 +408,7 @@ impl VisitLog for FileLog {
             last,
             log_bytes: layout.whole_len() + layout.torn_bytes,
             torn_bytes: layout.torn_bytes,
+            sync: self.sync,
         })
     }
 

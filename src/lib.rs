@@ -6,6 +6,7 @@
 
 pub mod app;
 mod append_file;
+pub mod durability;
 pub mod file_log;
 pub mod metrics;
 pub mod moscow_time;

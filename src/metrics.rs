@@ -36,6 +36,15 @@ pub fn render(figures: &Summary) -> String {
         "",
         figures.torn_bytes,
     );
+    let mode = format!("{{mode=\"{}\"}}", figures.sync.name());
+    metric(
+        "app_wasm_visits_sync_info",
+        "gauge",
+        "What a 200 promises, always 1: mode data = the visit is on stable storage (fdatasync \
+         or SQLite FULL), none = it survives a crash of the process, not a power cut.",
+        &mode,
+        1,
+    );
     metric(
         "app_wasm_build_info",
         "gauge",
@@ -49,6 +58,7 @@ pub fn render(figures: &Summary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::durability::SyncMode;
 
     #[test]
     fn every_metric_has_help_type_and_one_sample() {
@@ -60,6 +70,12 @@ mod tests {
         assert!(text.contains("# TYPE app_wasm_visits_total counter\napp_wasm_visits_total 42\n"));
         assert!(text.contains("\napp_wasm_visits_log_bytes 1344\n"));
         assert!(text.contains("\napp_wasm_visits_torn_bytes 0\n"));
+        assert!(text.contains("\napp_wasm_visits_sync_info{mode=\"data\"} 1\n"));
+        let unsynced = render(&Summary {
+            sync: SyncMode::None,
+            ..Summary::default()
+        });
+        assert!(unsynced.contains("\napp_wasm_visits_sync_info{mode=\"none\"} 1\n"));
         assert!(text.contains(&format!(
             "app_wasm_build_info{{version=\"{}\"}} 1\n",
             env!("CARGO_PKG_VERSION")

@@ -16,7 +16,7 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     // not an HTTP token at all.
     let Ok(method) = http::Method::from_bytes(req.method().to_string().as_bytes()) else {
         let reply = Reply::error(http::StatusCode::BAD_REQUEST, "the method is not a token");
-        return send(reply, &log, out).await;
+        return send(reply, log.as_ref(), out).await;
     };
     let target = req.path_with_query().unwrap_or_else(|| "/".to_owned());
     let accept = joined_header(&req.headers(), "accept");
@@ -27,22 +27,27 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         accept: accept.as_deref(),
         replica: replica.as_deref(),
     };
-    let reply = app::handle(&request, &log, &now_in_moscow());
-    send(reply, &log, out).await;
+    let reply = app::handle(&request, log.as_ref(), &now_in_moscow());
+    send(reply, log.as_ref(), out).await;
 }
 
-/// The default flavour: `visits.txt` in a preopened directory (Spin, wasmtime, our host).
+/// The default flavour: `visits.txt` in a preopened directory (Spin, wasmtime, our host),
+/// synced as `VISITS_SYNC` says.
 #[cfg(not(feature = "spin-sqlite"))]
-fn store() -> crate::file_log::FileLog {
+fn store() -> Box<dyn VisitLog> {
+    use crate::durability::{SyncMode, ENV};
     let dir = std::env::var("VISITS_DIR").unwrap_or_else(|_| crate::DEFAULT_VISITS_DIR.to_owned());
-    crate::file_log::FileLog::new(dir)
+    match SyncMode::parse(std::env::var(ENV).ok().as_deref()) {
+        Ok(sync) => Box::new(crate::file_log::FileLog::new(dir).with_sync(sync)),
+        Err(e) => Box::new(crate::visit_log::MisconfiguredLog(e.to_string())),
+    }
 }
 
 /// The Kubernetes flavour: Spin's SQLite store, whose file the runtime config puts on the
 /// pod's volume (containerd-shim-spin mounts `files` read-only).
 #[cfg(feature = "spin-sqlite")]
-fn store() -> crate::sqlite_log::SqliteLog {
-    crate::sqlite_log::SqliteLog
+fn store() -> Box<dyn VisitLog> {
+    Box::new(crate::sqlite_log::SqliteLog)
 }
 
 /// The pod name: `HOSTNAME` in the component's environment (the local runner, `wasmtime serve

@@ -105,6 +105,7 @@ mod store {
     use wasi::clocks::monotonic_clock;
 
     use super::*;
+    use crate::durability::SyncMode;
     use crate::visit_log::{Span, Summary, VisitLog};
 
     /// Stateless: Spin names both stores ("default") and the runtime config places them.
@@ -199,6 +200,8 @@ mod store {
                 last: row.get::<&str>(2).map(str::to_owned),
                 log_bytes: row.get::<i64>(3).unwrap_or(0) as u64,
                 torn_bytes: 0,
+                // `synchronous = FULL`, SQLite's compiled default: every commit is synced.
+                sync: SyncMode::Data,
             })
         }
 

@@ -4,6 +4,7 @@ use std::fmt;
 
 use http::StatusCode;
 
+use crate::durability::SyncMode;
 use crate::record::RECORD_LEN;
 
 /// Why the volume could not serve a request. Each kind maps to one HTTP status so clients
@@ -26,6 +27,9 @@ pub enum StoreError {
     Damaged(String),
     /// Anything else the OS reported: 500.
     Io(String),
+    /// The component's environment sets something it cannot use: 500 until an operator
+    /// fixes it (`MisconfiguredLog`).
+    Misconfigured(String),
 }
 
 impl StoreError {
@@ -37,7 +41,7 @@ impl StoreError {
             | StoreError::Busy(_)
             | StoreError::Damaged(_) => StatusCode::SERVICE_UNAVAILABLE,
             StoreError::Full(_) => StatusCode::INSUFFICIENT_STORAGE,
-            StoreError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            StoreError::Io(_) | StoreError::Misconfigured(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -52,6 +56,7 @@ impl fmt::Display for StoreError {
             StoreError::Busy(d) => ("visit store is busy; retry", d),
             StoreError::Damaged(d) => ("visit log is damaged", d),
             StoreError::Io(d) => ("data volume I/O error", d),
+            StoreError::Misconfigured(d) => ("component is misconfigured", d),
         };
         write!(f, "{what}: {detail}")
     }
@@ -67,6 +72,8 @@ pub struct Summary {
     pub last: Option<String>,
     pub log_bytes: u64,
     pub torn_bytes: u64,
+    /// What an acknowledged visit survives (a property of the store, reported with its data).
+    pub sync: SyncMode,
 }
 
 /// A run of records, counted in records: the `records` after the first `skip`.
@@ -94,7 +101,8 @@ impl Span {
 
 /// One replica's visit log.
 pub trait VisitLog {
-    /// Durably appends one visit at `timestamp`; `Ok` means it is on the volume and counted.
+    /// Appends one visit at `timestamp`; `Ok` means it is on the volume and counted, and on
+    /// stable storage unless the store's `SyncMode` is `None`.
     fn append(&self, timestamp: &str) -> Result<(), StoreError>;
     /// Count, first and last visit: O(1) in the number of visits.
     fn summary(&self) -> Result<Summary, StoreError>;
@@ -106,6 +114,26 @@ pub trait VisitLog {
     /// stream early.
     fn text_chunks(&self, span: Span)
         -> Result<Box<dyn Iterator<Item = Vec<u8>> + '_>, StoreError>;
+}
+
+/// The store of a component started with a setting it cannot use: every call fails with
+/// `Misconfigured`, so a visit is a 500 saying why and `/readyz` fails, while `/healthz`
+/// (which needs no store) keeps the process alive for an operator to see.
+pub struct MisconfiguredLog(pub String);
+
+impl VisitLog for MisconfiguredLog {
+    fn append(&self, _: &str) -> Result<(), StoreError> {
+        Err(StoreError::Misconfigured(self.0.clone()))
+    }
+    fn summary(&self) -> Result<Summary, StoreError> {
+        Err(StoreError::Misconfigured(self.0.clone()))
+    }
+    fn check_ready(&self) -> Result<(), StoreError> {
+        Err(StoreError::Misconfigured(self.0.clone()))
+    }
+    fn text_chunks(&self, _: Span) -> Result<Box<dyn Iterator<Item = Vec<u8>> + '_>, StoreError> {
+        Err(StoreError::Misconfigured(self.0.clone()))
+    }
 }
 
 /// The timestamps in `span`, oldest first: what `/visits?tail=` and `app-wasm show` list.

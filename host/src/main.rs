@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use app_wasm::durability::SyncMode;
 use app_wasm_host::engine::EngineOptions;
 use app_wasm_host::front::Balance;
 use app_wasm_host::term::Style;
@@ -43,6 +44,11 @@ enum Command {
             env = "APP_WASM_COMPONENT"
         )]
         wasm: PathBuf,
+        /// What a 200 from `GET /` waits for: `data` syncs the visit to stable storage first
+        /// (fdatasync), so it survives a power cut; `none` only writes it, so it survives a
+        /// crash of the process, not of the machine. /metrics shows which is in force.
+        #[arg(long, default_value = "data", env = "APP_WASM_SYNC", value_parser = parse_sync)]
+        sync: SyncMode,
         /// Log only warnings and errors, not a line per request (RUST_LOG, when set, decides
         /// instead: e.g. RUST_LOG=app_wasm_host=debug).
         #[arg(long)]
@@ -94,6 +100,7 @@ async fn run(command: Command) -> Result<()> {
             balance,
             data,
             wasm,
+            sync,
             quiet,
             limits,
             engine,
@@ -105,6 +112,7 @@ async fn run(command: Command) -> Result<()> {
                 data,
                 replicas,
                 balance,
+                sync,
                 limits,
                 engine,
             };
@@ -134,6 +142,10 @@ async fn run(command: Command) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn parse_sync(value: &str) -> Result<SyncMode, String> {
+    SyncMode::parse(Some(value)).map_err(|e| e.to_string())
 }
 
 /// Log lines on stderr, one structured line per request at `info`; `RUST_LOG` overrides

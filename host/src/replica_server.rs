@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use app_wasm::durability::{self, SyncMode};
 use app_wasm::DEFAULT_VISITS_DIR;
 use hyper::header::HeaderValue;
 use hyper::StatusCode;
@@ -48,6 +49,8 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     /// The replica's name (`app-wasm-0`): the component gets it as `HOSTNAME`, as a pod does.
     pub name: Option<String>,
+    /// What a visit's 200 waits for: the component gets it as `VISITS_SYNC`.
+    pub sync: SyncMode,
     pub limits: Limits,
 }
 
@@ -56,6 +59,7 @@ impl ServeConfig {
         ServeConfig {
             data_dir: data_dir.into(),
             name: None,
+            sync: SyncMode::default(),
             limits: Limits::default(),
         }
     }
@@ -263,6 +267,7 @@ impl ReplicaServer {
         if let Some(name) = &config.name {
             wasi.env("HOSTNAME", name);
         }
+        wasi.env(durability::ENV, config.sync.name());
         if uses_volume && config.data_dir.is_dir() {
             wasi.preopened_dir(&config.data_dir, DEFAULT_VISITS_DIR, FsPerms::ReadWrite)?;
         }

@@ -20,6 +20,7 @@ use crate::replica_set::{plan, RunningReplica, State};
 use crate::runtime::Runtime;
 use crate::server;
 use crate::term::Style;
+use app_wasm::durability::SyncMode;
 use app_wasm::DEFAULT_VISITS_DIR;
 
 pub struct UpOptions {
@@ -29,6 +30,8 @@ pub struct UpOptions {
     pub data: PathBuf,
     pub replicas: usize,
     pub balance: Balance,
+    /// What a visit's 200 waits for, in every replica.
+    pub sync: SyncMode,
     pub limits: Limits,
     pub engine: EngineOptions,
 }
@@ -94,6 +97,7 @@ pub async fn up(opts: UpOptions, shutdown: impl Future<Output = ()>) -> Result<(
         let addr = listener.local_addr()?;
         let mut config = ServeConfig::new(&p.data_dir).named(&p.name);
         config.limits = opts.limits.clone();
+        config.sync = opts.sync;
         let mut stopped = replicas_stopped.clone();
         // Replicas share nothing but the compiled code: each starts on its own, in parallel.
         replica_tasks.push(tokio::spawn(runtime.clone().serve(

@@ -46,8 +46,10 @@ pub struct Limits {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout_secs: u64,
     /// Seconds SIGTERM waits for requests in flight before closing what is left: under a
-    /// pod's default 30 s grace period.
-    #[arg(long, default_value_t = default::DRAIN_TIMEOUT_SECS)]
+    /// pod's default 30 s grace period. At least 1, as every time here: 0 would cut off every
+    /// request in flight at once.
+    #[arg(long, default_value_t = default::DRAIN_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub drain_timeout_secs: u64,
     /// Linear memory one request's component instance may grow to, in MiB.
     #[arg(long, default_value_t = default::MEMORY_MIB, value_parser = at_least_one_usize())]

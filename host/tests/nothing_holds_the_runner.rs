@@ -570,6 +570,7 @@ fn flags_that_could_never_serve_are_refused_at_start() {
         ("--max-concurrent", "0"),
         ("--request-timeout-secs", "0"),
         ("--head-timeout-secs", "0"),
+        ("--drain-timeout-secs", "0"),
         ("--memory-mib", "0"),
         ("--max-head-bytes", "100"),
     ] {

@@ -36,6 +36,12 @@ impl SyncMode {
     }
 }
 
+impl fmt::Display for SyncMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A `VISITS_SYNC` that names no mode.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidSyncMode(pub String);

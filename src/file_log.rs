@@ -43,11 +43,11 @@ pub struct FileLog {
 }
 
 impl FileLog {
-    /// The log in `dir`, syncing every visit (`SyncMode::Data`).
+    /// The log in `dir`, in the default `SyncMode` (every visit synced).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         FileLog {
             dir: dir.into(),
-            sync: SyncMode::Data,
+            sync: SyncMode::default(),
         }
     }
 

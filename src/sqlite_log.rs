@@ -43,13 +43,15 @@ pub const PAGE: &str = "SELECT rowid, CAST(value AS TEXT) FROM spin_key_value \
 /// Readiness commits what a visit commits, a row of a visit's size in Spin's table, in a
 /// transaction that deletes it again: it needs the same room in the WAL as the next visit, so
 /// `/readyz` fails exactly when visits would (full, read-only, missing volume) and not before.
-/// The row never becomes visible (`IMMEDIATE` takes the write lock first, the delete commits
-/// with the insert) and its rowid is handed out again by the next visit: the rowids stay 1..N.
-/// Its `store` column is no key-value store's label, so no guest ever sees the key either.
+/// The row is deleted in the transaction that inserts it, so no reader ever sees it, and its
+/// rowid is handed out again by the next visit: the rowids stay 1..N. Its `store` column,
+/// `PROBE_STORE`, is no key-value store's label, so no guest sees the key either.
 pub const BEGIN_PROBE: &str = "BEGIN IMMEDIATE";
+/// As long as `STORE`, so the probe's row and index entry take a visit's room.
+pub const PROBE_STORE: &str = "rdyprob";
 pub const WRITE_PROBE: &str = "INSERT INTO spin_key_value (store, key, value) \
-     VALUES ('app-wasm/ready-probe', ?, zeroblob(?))";
-pub const CLEAR_PROBE: &str = "DELETE FROM spin_key_value WHERE store = 'app-wasm/ready-probe'";
+     VALUES (?, ?, zeroblob(?))";
+pub const CLEAR_PROBE: &str = "DELETE FROM spin_key_value WHERE store = ?";
 /// A visit key's length, so the probe's index entry is a visit's size too.
 pub const PROBE_KEY: &str =
     "ready-probe/0000-00-00T00:00:00.00000+00:00/00000000000000000000000000";
@@ -58,12 +60,13 @@ pub const ROLLBACK_PROBE: &str = "ROLLBACK";
 /// SQL writes (the switch to WAL, the probe) share the write lock with the key-value store's
 /// connection: SQLite waits for it at most 1 ms and the guest tries again after
 /// `RETRY_WAIT_NS`, for at most `RETRY_BUDGET_NS` (then 503 "busy; retry"), so none sleeps in
-/// SQLite's growing busy-handler steps.
+/// SQLite's growing busy-handler steps. The budget stays under kubelet's default 1 s probe
+/// timeout, so a probe that cannot get the lock reports 503 before kubelet gives up on it.
 pub const BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 1";
 pub const RETRY_WAIT_NS: u64 = 1_000_000;
-pub const RETRY_BUDGET_NS: u64 = 5_000_000_000;
-/// A visit's value is its RFC 3339 timestamp, its key `visit_key`'s: about this size.
-pub const PROBE_VALUE_BYTES: i64 = 32;
+pub const RETRY_BUDGET_NS: u64 = 500_000_000;
+/// A visit's value is its RFC 3339 timestamp (a record without its newline).
+pub const PROBE_VALUE_BYTES: i64 = crate::record::RECORD_LEN as i64 - 1;
 
 /// A key no other visit has: the timestamp (for a person reading the table) and 128 random
 /// bits, so a `set` never overwrites an earlier visit (a collision needs about 2^64 visits).
@@ -211,17 +214,29 @@ mod store {
             let db = self.connect()?;
             let bucket = kv::open(STORE).map_err(kv_error)?;
             bucket.exists(PROBE_KEY).map_err(kv_error)?;
-            let key = Value::Text(PROBE_KEY.into());
-            let size = Value::Integer(PROBE_VALUE_BYTES);
+            let store = Value::Text(PROBE_STORE.into());
+            let row = [
+                store.clone(),
+                Value::Text(PROBE_KEY.into()),
+                Value::Integer(PROBE_VALUE_BYTES),
+            ];
             retry_while_busy(|| {
                 db.execute(BEGIN_PROBE, &[]).map_err(to_store_error)?;
                 let committed = db
-                    .execute(WRITE_PROBE, &[key.clone(), size.clone()])
-                    .and_then(|_| db.execute(CLEAR_PROBE, &[]))
+                    .execute(WRITE_PROBE, &row)
+                    .and_then(|_| db.execute(CLEAR_PROBE, std::slice::from_ref(&store)))
                     .and_then(|_| db.execute(COMMIT_PROBE, &[]));
                 if committed.is_err() {
-                    // A failed COMMIT may leave the transaction open (SQLite's docs, FULL/IOERR).
-                    let _ = db.execute(ROLLBACK_PROBE, &[]);
+                    // A failed statement may leave the transaction open or may have rolled it
+                    // back (SQLite's docs, FULL/IOERR). One still open that cannot be rolled
+                    // back would make every further try fail to BEGIN: stop there.
+                    match db.execute(ROLLBACK_PROBE, &[]) {
+                        Err(Error::Io(m)) if m.contains("no transaction is active") => {}
+                        Err(e) => {
+                            return Err(StoreError::Io(format!("rolling the probe back: {e}")))
+                        }
+                        Ok(_) => {}
+                    }
                 }
                 committed.map(drop).map_err(to_store_error)
             })
@@ -297,9 +312,13 @@ mod tests {
 
     #[test]
     fn the_probe_row_is_a_visits_size() {
-        let visit = visit_key("2026-11-27T08:03:19.12345+03:00", [u64::MAX; 2]);
+        let at = "2026-11-27T08:03:19.12345+03:00";
+        let visit = visit_key(at, [u64::MAX; 2]);
         assert_eq!(PROBE_KEY.len(), visit.len());
         assert!(!PROBE_KEY.starts_with("visit/"));
+        assert_eq!(PROBE_STORE.len(), STORE.len());
+        assert_ne!(PROBE_STORE, STORE);
+        assert_eq!(PROBE_VALUE_BYTES as usize, at.len());
     }
 
     #[test]

@@ -47,7 +47,8 @@ enum Command {
         /// What a 200 from `GET /` waits for: `data` syncs the visit to stable storage first
         /// (fdatasync), so it survives a power cut; `none` only writes it, so it survives a
         /// crash of the process, not of the machine. /metrics shows which is in force.
-        #[arg(long, default_value = "data", env = "APP_WASM_SYNC", value_parser = parse_sync)]
+        #[arg(long, default_value_t = SyncMode::default(), env = "APP_WASM_SYNC",
+              value_parser = parse_sync)]
         sync: SyncMode,
         /// Log only warnings and errors, not a line per request (RUST_LOG, when set, decides
         /// instead: e.g. RUST_LOG=app_wasm_host=debug).

@@ -63,6 +63,19 @@ fn syncs_of(mut strace: Child, out: &Path, suffix: &str) -> Vec<String> {
         .collect()
 }
 
+/// How many whole 32-byte records the trace shows appended to `visits.txt` (wasmtime-wasi's
+/// append is one `pwritev2`; a `write` is counted too): the visits were traced at all.
+fn appends_in(out: &Path) -> usize {
+    traced(out)
+        .lines()
+        .filter(|l| {
+            (l.starts_with("pwritev2(") || l.starts_with("write("))
+                && l.contains("/visits.txt>")
+                && l.ends_with(" = 32")
+        })
+        .count()
+}
+
 /// Every thread's trace (`out.TID`), concatenated.
 fn traced(out: &Path) -> String {
     let prefix = format!("{}.", out.file_name().unwrap().to_str().unwrap());
@@ -98,7 +111,7 @@ async fn every_acknowledged_visit_is_synced_before_its_200() {
     let data = tempfile::tempdir().unwrap();
     let runner = Runner::start(data.path(), &[]);
     let out = data.path().join("strace.out");
-    let strace = trace(runner.pid(), "fdatasync,fsync", &out);
+    let strace = trace(runner.pid(), "fdatasync,fsync,pwritev2,write", &out);
     let acknowledged = concurrent_visits(&runner.base, VISITS).await;
     let all = syncs_of(strace, &out, "");
     let syncs: Vec<_> = all
@@ -113,6 +126,7 @@ async fn every_acknowledged_visit_is_synced_before_its_200() {
     // One per visit, each after its append and before its response (the component returns
     // only after sync-data): a visit with no sync of its own would leave fewer.
     assert_eq!(acknowledged.len(), VISITS);
+    assert_eq!(appends_in(&out), VISITS, "appends traced");
     assert_eq!(
         syncs.len(),
         VISITS,
@@ -138,9 +152,11 @@ async fn sync_none_writes_without_syncing_and_says_so() {
     let data = tempfile::tempdir().unwrap();
     let runner = Runner::start(data.path(), &["--sync", "none"]);
     let out = data.path().join("strace.out");
-    let strace = trace(runner.pid(), "fdatasync,fsync", &out);
+    let strace = trace(runner.pid(), "fdatasync,fsync,pwritev2,write", &out);
     concurrent_visits(&runner.base, 50).await;
-    let syncs = syncs_of(strace, &out, "/app-wasm-0/visits.txt");
+    let syncs = syncs_of(strace, &out, "");
+    // The trace saw the 50 appends, and no sync of the log or its directory.
+    assert_eq!(appends_in(&out), 50);
     assert_eq!(syncs, Vec::<String>::new());
     assert_eq!(visit_count(&runner.base).await, 50);
     assert!(metrics(&runner.base)

@@ -316,11 +316,18 @@ impl ReplicaServer {
         } else {
             None
         };
+        // The turn is shared with the thread: it ends when the head is out (below) or when the
+        // thread does, whichever comes first. A thread stuck in the volume past its deadline
+        // keeps its turn, so a hung volume pins at most `--max-running` threads of the pool
+        // that every replica shares, however many clients keep coming.
+        let turn = Arc::new(std::sync::Mutex::new(turn));
+        let thread_turn = turn.clone();
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let (replica, handle) = (self.clone(), tokio::runtime::Handle::current());
         let mut stopping = self.stopping.subscribe();
         let task = tokio::task::spawn_blocking(move || {
             let _admission = admission;
+            let _turn = thread_turn;
             handle.block_on(async move {
                 let exchange = async {
                     let mut store = replica.request_store(deadline, uses_volume)?;
@@ -351,13 +358,13 @@ impl ReplicaServer {
         // (500 for a runaway stopped by its epoch, 503 for a wait), as without a stuck call.
         let stuck_after = deadline + STUCK_CALL_GRACE;
         let head = tokio::time::timeout_at(stuck_after.into(), receiver).await;
-        // The head is out (or the host answers for the guest): the next guest may run. A
-        // body still streaming to a slow reader must not hold the turn of every visit.
-        drop(turn);
         match head {
             Err(_) => Err(DeadlinePassed(timeout).into()),
             Ok(Ok(Ok(resp))) => {
-                // The head is sent; a trap or the deadline while streaming can only be logged.
+                // The head is out: the next guest may run. A body still streaming to a slow
+                // reader must not hold the turn of every visit.
+                turn.lock().unwrap_or_else(|p| p.into_inner()).take();
+                // A trap or the deadline while streaming can only be logged.
                 let (replica, target) = (self.name().to_owned(), target.to_owned());
                 tokio::spawn(async move {
                     let why = match task.await {

@@ -351,6 +351,132 @@ fn a_hung_volume_fails_its_requests_by_the_deadline_and_holds_nothing_else() {
     );
 }
 
+/// Threads of process `pid`, from /proc.
+fn threads_of(pid: u32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("Threads:")).unwrap();
+    line["Threads:".len()..].trim().parse().unwrap()
+}
+
+/// The median and the worst of `d`.
+fn median_and_max(mut d: Vec<Duration>) -> (Duration, Duration) {
+    d.sort();
+    (d[d.len() / 2], d[d.len() - 1])
+}
+
+/// Unbounded arrival on a hung volume: `up --replicas 3`, app-wasm-1's volume stops
+/// answering, and a new request for it arrives every 2 ms whatever happened to the earlier
+/// ones, for 5 deadlines. It may pin only its own `--max-running` threads of the blocking
+/// pool all replicas share (512): before each stuck thread kept its turn, every deadline let
+/// another wave in, and after four the pool was full and every replica answered 503.
+#[test]
+#[cfg_attr(
+    no_fuse_mount,
+    ignore = "needs root and /dev/fuse to mount a FUSE file system that never answers"
+)]
+fn a_hung_volume_under_unbounded_arrival_pins_only_its_own_threads() {
+    const MAX_RUNNING: usize = 128;
+    let dir = tempfile::tempdir().unwrap();
+    let running = MAX_RUNNING.to_string();
+    let runner = Runner::start(
+        dir.path(),
+        &[
+            "--replicas",
+            "3",
+            "--request-timeout-secs",
+            "1",
+            "--drain-timeout-secs",
+            "2",
+            "--max-running",
+            &running,
+        ],
+    );
+    let url = |replica: usize, path: &str| format!("{}{path}", runner.replicas[replica].1);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _in_rt = rt.enter();
+    let http = client();
+    for replica in 0..3 {
+        assert_eq!(
+            rt.block_on(http.get(url(replica, "/")).send())
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    let threads_before = threads_of(runner.pid());
+    let hung = HungMount::over(&dir.path().join("app-wasm-1"));
+
+    let arrival = Duration::from_secs(5);
+    let started = Instant::now();
+    let hammer = {
+        let (http, target) = (http.clone(), url(1, "/"));
+        rt.spawn(async move {
+            let mut sent = Vec::new();
+            let mut tick = tokio::time::interval(Duration::from_millis(2));
+            while started.elapsed() < arrival {
+                tick.tick().await;
+                let req = http.get(&target).send();
+                sent.push(tokio::spawn(async move {
+                    req.await.map(|r| r.status().as_u16())
+                }));
+            }
+            sent
+        })
+    };
+    // Meanwhile, the other replicas' visits and every /healthz, one after another.
+    let probes = [
+        url(0, "/"),
+        url(2, "/"),
+        url(1, "/healthz"),
+        format!("{}/healthz", runner.base),
+    ];
+    let mut latencies = vec![Vec::new(); probes.len()];
+    let mut most_threads = threads_before;
+    while started.elapsed() < arrival {
+        for (i, probe) in probes.iter().enumerate() {
+            let t = Instant::now();
+            let status = rt.block_on(http.get(probe).send()).unwrap().status();
+            assert_eq!(status, 200, "{probe} at {:?}", started.elapsed());
+            latencies[i].push(t.elapsed());
+        }
+        most_threads = most_threads.max(threads_of(runner.pid()));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sent = rt.block_on(hammer).unwrap();
+    let mut statuses = std::collections::BTreeMap::<String, usize>::new();
+    for req in sent {
+        let status = rt.block_on(req).unwrap();
+        let key = status.map_or_else(|e| format!("error: {e}"), |s| s.to_string());
+        *statuses.entry(key).or_default() += 1;
+    }
+    println!(
+        "hung app-wasm-1 under a request every 2 ms for {arrival:?}: its answers {statuses:?}; \
+         runner threads {threads_before} before, at most {most_threads} during \
+         (--max-running {MAX_RUNNING})"
+    );
+    for (probe, d) in probes.iter().zip(latencies) {
+        let (median, worst) = median_and_max(d.clone());
+        println!(
+            "  {probe}: {} probes, median {median:?}, worst {worst:?}",
+            d.len()
+        );
+        assert!(
+            worst < Duration::from_millis(250),
+            "{probe}: worst {worst:?}"
+        );
+    }
+    assert!(
+        most_threads <= threads_before + MAX_RUNNING + 16,
+        "a hung replica pinned {} threads",
+        most_threads - threads_before
+    );
+    assert_eq!(statuses.keys().collect::<Vec<_>>(), ["503"], "{statuses:?}");
+
+    let out = runner.terminate();
+    assert!(out.status.success(), "{:?}", out.status);
+    drop(hung);
+}
+
 fn libc_o_nonblock() -> i32 {
     0o4000 // O_NONBLOCK on Linux
 }

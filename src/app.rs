@@ -108,10 +108,12 @@ impl Reply {
             .map(|(_, v)| v.as_str())
     }
 
-    pub fn body_len(&self) -> u64 {
+    /// The `Content-Length` to announce: none for the log's text form, which is streamed
+    /// and checked as it goes, so a bad record can abort it rather than end it short.
+    pub fn content_length(&self) -> Option<u64> {
         match &self.body {
-            Body::Bytes(b) => b.len() as u64,
-            Body::Log(span) => span.text_len(),
+            Body::Bytes(b) => Some(b.len() as u64),
+            Body::Log(_) => None,
         }
     }
 }

@@ -1,19 +1,24 @@
 //! `VisitLog` on a directory: `visits.txt` in a WASI preopened dir (or any dir, natively).
 //!
 //! Concurrency: many instances append at once (one per request). Each visit is one 32-byte
-//! `write` on an `O_APPEND` handle, made only when the log is a whole number of records, so
-//! every record lands at a 32-byte boundary and never straddles a page: the kernel shows it
-//! whole or not at all, and a full volume refuses it whole (`record`). No timing assumption
-//! is involved, and nothing is ever cut while an append is in flight:
+//! `write` on an `O_APPEND` handle, made only when the log is a whole number of valid
+//! records, so every record lands at a 32-byte boundary and never straddles a page: the
+//! kernel shows it whole or not at all, and a full volume refuses it whole (`record`).
 //!
-//! - a torn tail (a remainder that is the start of a record) exists only after a crash
-//!   mid-write; it was never acknowledged, and the next append cuts it, under an `O_EXCL`
-//!   lock file so two instances never cut at once;
-//! - anything else (a first record or a tail that is not a record: an outside edit) is
-//!   never cut: appends answer 503 saying what is wrong and where, `/readyz` fails, and
-//!   readers stop before bytes that are not records;
-//! - a log in the 33-byte format of earlier versions is read as it is, and rewritten once
-//!   into 32-byte records at its first append, the original kept as `visits.txt.v1`.
+//! Recovery rule, after a crash or a power cut (docs/storage.md):
+//! - A 200 waits for `fdatasync`, and `O_APPEND` writes are serialised by the kernel, so the
+//!   acknowledged records are a prefix of the log, on disk, all valid. Past the last synced
+//!   record a cut may leave anything: zeros, a record's start, stale bytes, valid records that
+//!   were never acknowledged, in any order.
+//! - The log counts and serves its longest prefix of valid records and nothing after it.
+//!   What follows is a leftover: the next append cuts it (under an `O_EXCL` lock file, so two
+//!   instances never cut at once) and syncs the cut. No operator, no phantom visit, no
+//!   acknowledged visit dropped.
+//! - `synced_mark` bounds both the damage a cut can explain and the work: everything before
+//!   the mark was synced, so bytes there that are not records were written by something
+//!   else. They are never cut: every route answers 503 saying what is wrong and where, and
+//!   `/readyz` fails. Each request checks only the records past the mark (the visits in
+//!   flight), the mark's own last record and the records it reads or serves.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind, Read, Seek, SeekFrom, Write};
@@ -22,24 +27,41 @@ use std::time::{Duration, SystemTime};
 
 use crate::append_file::{self, AppendFile, RecordFile};
 use crate::durability::SyncMode;
-use crate::record::{self, Format, Layout, LEGACY_RECORD_LEN, RECORD_LEN};
-use crate::visit_log::{Span, StoreError, Summary, VisitLog};
+use crate::record::{self, RECORD_LEN};
+use crate::synced_mark::{self, MARK_FILE};
+use crate::visit_log::{Span, StoreError, Summary, TextChunks, VisitLog};
 
 pub const LOG_FILE: &str = "visits.txt";
-/// Where a legacy log is kept when it is rewritten in the current format.
-pub const LEGACY_BACKUP: &str = "visits.txt.v1";
 const LOCK: &str = ".visits.lock";
-const MIGRATING: &str = ".visits.txt.migrating";
-/// A lock older than this was left by an instance that died while cutting or migrating.
+/// A lock older than this was left by an instance that died while cutting.
 const STALE_LOCK: Duration = Duration::from_secs(10);
-/// How long an append waits for another instance's cut or migration before answering 503.
+/// How long an append waits for another instance's cut before answering 503.
 const LOCK_WAIT: Duration = Duration::from_millis(500);
-/// Streaming chunk: few host calls, and the instance's memory stays flat whatever the log size.
-const TEXT_CHUNK_RECORDS: u64 = 2048;
+/// Records per read when checking or streaming: few host calls, and the instance's memory
+/// stays flat whatever the log size.
+const CHUNK_RECORDS: u64 = 2048;
 
 pub struct FileLog {
     dir: PathBuf,
     sync: SyncMode,
+}
+
+/// The log as one look found it: `valid` bytes of whole, valid records, then `len - valid`
+/// bytes that a crash or cut left (never counted or served; the next append cuts them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Scan {
+    len: u64,
+    valid: u64,
+}
+
+impl Scan {
+    fn records(&self) -> u64 {
+        self.valid / RECORD_LEN
+    }
+
+    fn leftover(&self) -> u64 {
+        self.len - self.valid
+    }
 }
 
 impl FileLog {
@@ -59,14 +81,14 @@ impl FileLog {
         self.dir.join(LOG_FILE)
     }
 
-    /// Opens the log for reading, with its layout at that moment. `None` when no visit was
+    /// Opens the log for reading, with what it held at that moment. `None` when no visit was
     /// ever recorded.
-    pub fn open_for_read(&self) -> Result<Option<(File, Layout)>, StoreError> {
+    fn open_for_read(&self) -> Result<Option<(File, Scan)>, StoreError> {
         self.refuse_special_file()?;
         match File::open(self.log_path()) {
             Ok(mut file) => {
-                let layout = self.inspect(&mut file)?;
-                Ok(Some((file, layout)))
+                let scan = self.examine(&mut file)?;
+                Ok(Some((file, scan)))
             }
             Err(e)
                 if e.kind() == ErrorKind::NotFound
@@ -81,7 +103,7 @@ impl FileLog {
 
     /// A FIFO, socket or device in place of the log is refused before it is opened: a
     /// read-only open of a FIFO waits for a writer, possibly forever. (Appends open it
-    /// read-write, which never waits, and `inspect` refuses it then.)
+    /// read-write, which never waits, and `examine` refuses it then.)
     fn refuse_special_file(&self) -> Result<(), StoreError> {
         match fs::metadata(self.log_path()) {
             Ok(m) if !m.is_file() && !m.is_dir() => {
@@ -95,47 +117,62 @@ impl FileLog {
         fs::metadata(&self.dir).is_ok_and(|m| m.is_dir())
     }
 
-    /// The log's format and layout; `Damaged` if it is not a regular file or its first
-    /// record is not a visit record of either format.
-    fn inspect(&self, file: &mut dyn RecordFile) -> Result<Layout, StoreError> {
+    /// Where the log's valid records end, checked from the synced mark on; `Damaged` when
+    /// the log holds what no crash or cut can explain (see the module's recovery rule).
+    fn examine(&self, file: &mut dyn RecordFile) -> Result<Scan, StoreError> {
+        // The mark first: a live log only grows, and a mark is written only once its length
+        // was synced, so a mark read before the length never exceeds it.
+        let mark = synced_mark::read(&self.dir).map_err(|e| self.classify(e))?;
         let (regular, len) = file.kind_and_len().map_err(|e| self.classify(e))?;
         if !regular {
             return Err(self.damaged(format_args!("it is not a regular file")));
         }
-        if len == 0 {
-            return Ok(Layout::of_len(0));
+        if mark > len {
+            return Err(self.damaged(format_args!(
+                "it is {len} bytes, shorter than the {mark} bytes already synced \
+                 ({MARK_FILE}): something other than app-wasm cut or replaced it"
+            )));
         }
-        let mut head = vec![0; len.min(LEGACY_RECORD_LEN) as usize];
-        file.read_exact_at(&mut head, 0)
-            .map_err(|e| self.classify(e))?;
-        let format = Format::of_head(&head).ok_or_else(|| {
-            self.damaged(format_args!(
-                "its first bytes are not a visit record: {}",
-                shown(&head)
-            ))
-        })?;
-        Ok(Layout::new(format, len))
+        if mark == 0 {
+            // Nothing synced is known: the log may be what a cut before its first sync
+            // left, but not text from elsewhere.
+            let mut head = vec![0; len.min(RECORD_LEN) as usize];
+            file.read_exact_at(&mut head, 0)
+                .map_err(|e| self.classify(e))?;
+            if !record::is_cut_leftover_head(&head) {
+                return Err(self.damaged(format_args!(
+                    "its first bytes are not a visit record: {}",
+                    shown(&head)
+                )));
+            }
+        } else {
+            self.read_record(file, mark / RECORD_LEN - 1)?;
+        }
+        let valid = self.valid_from(file, mark, len)?;
+        Ok(Scan { len, valid })
     }
 
-    /// The remainder after the whole records must be the start of a record (a crash
-    /// mid-write); anything else was written by something other than app-wasm.
-    fn check_tail(&self, file: &mut dyn RecordFile, layout: &Layout) -> Result<(), StoreError> {
-        if layout.torn_bytes == 0 {
-            return Ok(());
+    /// The end of the valid records that run from `from` (a record boundary) towards `len`.
+    fn valid_from(
+        &self,
+        file: &mut dyn RecordFile,
+        from: u64,
+        len: u64,
+    ) -> Result<u64, StoreError> {
+        let mut buf = vec![0; (CHUNK_RECORDS * RECORD_LEN) as usize];
+        let mut at = from;
+        while at < len {
+            let n = (len - at).min(buf.len() as u64);
+            let chunk = &mut buf[..n as usize];
+            file.read_exact_at(chunk, at)
+                .map_err(|e| self.classify(e))?;
+            let valid = record::valid_records(chunk) * RECORD_LEN;
+            if valid != n {
+                return Ok(at + valid);
+            }
+            at += n;
         }
-        let mut tail = vec![0; layout.torn_bytes as usize];
-        file.read_exact_at(&mut tail, layout.whole_len())
-            .map_err(|e| self.classify(e))?;
-        if layout.format.is_record_prefix(&tail) {
-            Ok(())
-        } else {
-            Err(self.damaged(format_args!(
-                "the {} bytes at offset {} are not the start of a record: {}",
-                tail.len(),
-                layout.whole_len(),
-                shown(&tail)
-            )))
-        }
+        Ok(at)
     }
 
     fn damaged(&self, what: std::fmt::Arguments) -> StoreError {
@@ -246,141 +283,75 @@ impl FileLog {
         }
     }
 
-    /// Cuts a torn tail back to the last whole record. Under the lock the length is read
-    /// again: a live append never leaves a torn length (records never straddle a page), so a
-    /// torn length seen there is a crash's leftover, and nothing after it was acknowledged.
-    fn cut_torn_tail(&self) -> Result<(), StoreError> {
-        let _lock = self.lock("a torn tail is being cut")?;
+    /// Cuts what follows the valid records back to the last one, and syncs the cut. Under
+    /// the lock the log is examined again: a live append never leaves anything but valid
+    /// records (and appends only to a log without a leftover), so a leftover seen there was
+    /// left by a crash or a cut, and nothing in it was acknowledged.
+    fn cut_leftover(&self) -> Result<(), StoreError> {
+        let _lock = self.lock("what a crash left after the last record is being cut")?;
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .open(self.log_path())
             .map_err(|e| self.open_error(e))?;
-        let layout = self.inspect(&mut file)?;
-        if layout.torn_bytes == 0 {
+        let scan = self.examine(&mut file)?;
+        if scan.leftover() == 0 {
             return Ok(());
         }
-        self.check_tail(&mut file, &layout)?;
-        file.set_len(layout.whole_len())
-            .map_err(|e| self.classify(e))
+        file.set_len(scan.valid).map_err(|e| self.classify(e))?;
+        if self.sync != SyncMode::None {
+            file.sync_data().map_err(|e| self.classify(e))?;
+        }
+        // Every record kept is on disk now: the next look starts there.
+        let _ = synced_mark::write(&self.dir, scan.valid);
+        Ok(())
     }
 
-    /// Rewrites a legacy (33-byte) log into 32-byte records, once. The original stays as
-    /// `visits.txt.v1`; the new log replaces `visits.txt` in one rename, so every instance
-    /// opens either the old file (and comes here instead of appending) or the new one.
-    fn migrate_legacy(&self) -> Result<(), StoreError> {
-        let _lock = self.lock("the log is being rewritten in the 32-byte format")?;
-        let original = fs::read(self.log_path()).map_err(|e| self.open_error(e))?;
-        if Format::of_head(&original) != Some(Format::Legacy) {
-            return Ok(()); // another instance did it
-        }
-        let layout = Layout::new(Format::Legacy, original.len() as u64);
-        let mut converted = Vec::with_capacity((layout.records * RECORD_LEN) as usize);
-        for (i, rec) in original[..layout.whole_len() as usize]
-            .chunks(LEGACY_RECORD_LEN as usize)
-            .enumerate()
-        {
-            let ts = Format::Legacy.decode(rec).ok_or_else(|| {
-                self.damaged(format_args!(
-                    "record {i} at offset {} is not a visit record: {}",
-                    layout.offset_of(i as u64),
-                    shown(rec)
-                ))
-            })?;
-            converted.extend_from_slice(record::encode(&ts).as_bytes());
-        }
-        let tail = &original[layout.whole_len() as usize..];
-        if !Format::Legacy.is_record_prefix(tail) {
-            return Err(self.damaged(format_args!(
-                "the {} bytes at offset {} are not the start of a record",
-                tail.len(),
-                layout.whole_len()
-            )));
-        }
-        self.keep_legacy(&original)?;
-        let staging = self.dir.join(MIGRATING);
-        let write = || -> io::Result<()> {
-            let mut f = File::create(&staging)?;
-            f.write_all(&converted)?;
-            f.sync_all()?;
-            fs::rename(&staging, self.log_path())
-        };
-        write().map_err(|e| {
-            let _ = fs::remove_file(&staging);
-            self.classify(e)
-        })
-    }
-
-    /// Writes the legacy log's bytes to `visits.txt.v1` (or `.v1.N` if that is taken).
-    fn keep_legacy(&self, original: &[u8]) -> Result<(), StoreError> {
-        for n in 0.. {
-            let name = match n {
-                0 => LEGACY_BACKUP.to_owned(),
-                n => format!("{LEGACY_BACKUP}.{n}"),
-            };
-            match OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(self.dir.join(name))
-            {
-                Ok(mut f) => {
-                    return f
-                        .write_all(original)
-                        .and_then(|_| f.sync_all())
-                        .map_err(|e| self.classify(e))
-                }
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(self.classify(e)),
-            }
-        }
-        unreachable!("0.. never ends")
-    }
-
-    fn read_record(
-        &self,
-        file: &mut dyn RecordFile,
-        layout: &Layout,
-        index: u64,
-    ) -> Result<String, StoreError> {
-        let mut buf = vec![0u8; layout.format.record_len() as usize];
-        file.read_exact_at(&mut buf, layout.offset_of(index))
+    fn read_record(&self, file: &mut dyn RecordFile, index: u64) -> Result<String, StoreError> {
+        let mut buf = [0u8; RECORD_LEN as usize];
+        let offset = index * RECORD_LEN;
+        file.read_exact_at(&mut buf, offset)
             .map_err(|e| self.classify(e))?;
-        layout.format.decode(&buf).ok_or_else(|| {
-            self.damaged(format_args!(
-                "record {index} at offset {} is not a visit record: {}",
-                layout.offset_of(index),
+        match record::decode(&buf) {
+            Some(ts) => Ok(ts.to_owned()),
+            None => Err(self.damaged(format_args!(
+                "record {index} at offset {offset}, before the last synced one, is not a \
+                 visit record: {}",
                 shown(&buf)
-            ))
-        })
+            ))),
+        }
     }
 }
 
 impl VisitLog for FileLog {
     fn append(&self, timestamp: &str) -> Result<(), StoreError> {
         let line = record::encode(timestamp);
-        // At most: migrate a legacy log, cut a torn tail, append.
-        for _ in 0..3 {
+        // At most: cut what a crash left, then append.
+        for _ in 0..2 {
             let mut file = self.open_for_append()?;
-            let layout = self.inspect(&mut file)?;
-            if layout.format == Format::Legacy {
-                self.migrate_legacy()?;
-                continue;
-            }
-            if layout.torn_bytes != 0 {
-                self.check_tail(&mut file, &layout)?;
-                self.cut_torn_tail()?;
+            let scan = self.examine(&mut file)?;
+            if scan.leftover() != 0 {
+                self.cut_leftover()?;
                 continue;
             }
             // One write call for the whole record, at a record boundary: it never straddles
             // a page, so it lands whole or not at all.
-            return match file.append(line.as_bytes()) {
-                Ok(n) if n == line.len() => self.make_durable(&mut file, layout.whole_len() == 0),
-                Ok(n) => Err(StoreError::Full(format!(
-                    "only {n} of {} bytes fit",
-                    line.len()
-                ))),
-                Err(e) => Err(self.classify(e)),
-            };
+            match file.append(line.as_bytes()) {
+                Ok(n) if n == line.len() => {}
+                Ok(n) => {
+                    return Err(StoreError::Full(format!(
+                        "only {n} of {} bytes fit",
+                        line.len()
+                    )))
+                }
+                Err(e) => return Err(self.classify(e)),
+            }
+            self.make_durable(&mut file, scan.len == 0)?;
+            // The log's `scan.len` bytes were there before this record, which is at or after
+            // them: the sync covered both (under `none`, "written" stands for "synced"). A mark
+            // that cannot be written only makes the next look longer.
+            let _ = synced_mark::write(&self.dir, scan.len + RECORD_LEN);
+            return Ok(());
         }
         Err(StoreError::Busy(
             "the log kept changing under this append".into(),
@@ -388,26 +359,25 @@ impl VisitLog for FileLog {
     }
 
     fn summary(&self) -> Result<Summary, StoreError> {
-        let Some((mut file, layout)) = self.open_for_read()? else {
+        let Some((mut file, scan)) = self.open_for_read()? else {
             return Ok(Summary {
                 sync: self.sync,
                 ..Summary::default()
             });
         };
-        self.check_tail(&mut file, &layout)?;
-        let (first, last) = if layout.records == 0 {
-            (None, None)
-        } else {
-            let first = self.read_record(&mut file, &layout, 0)?;
-            let last = self.read_record(&mut file, &layout, layout.records - 1)?;
-            (Some(first), Some(last))
+        let (first, last) = match scan.records() {
+            0 => (None, None),
+            n => (
+                Some(self.read_record(&mut file, 0)?),
+                Some(self.read_record(&mut file, n - 1)?),
+            ),
         };
         Ok(Summary {
-            visits: layout.records,
+            visits: scan.records(),
             first,
             last,
-            log_bytes: layout.whole_len() + layout.torn_bytes,
-            torn_bytes: layout.torn_bytes,
+            log_bytes: scan.len,
+            torn_bytes: scan.leftover(),
             sync: self.sync,
         })
     }
@@ -419,18 +389,17 @@ impl VisitLog for FileLog {
                 self.dir.display()
             )));
         }
-        // The log as an append would find it: a regular file whose records and tail are
-        // sound. A legacy log is fine: the next append rewrites it.
+        // The log as an append would find it: a regular file whose records are sound up to
+        // any leftover of a crash (which the next append cuts).
         match OpenOptions::new()
             .read(true)
             .append(true)
             .open(self.log_path())
         {
             Ok(mut file) => {
-                let layout = self.inspect(&mut file)?;
-                self.check_tail(&mut file, &layout)?;
-                if layout.records > 0 {
-                    self.read_record(&mut file, &layout, layout.records - 1)?;
+                let scan = self.examine(&mut file)?;
+                if scan.records() > 0 {
+                    self.read_record(&mut file, 0)?;
                 }
             }
             Err(e) if e.kind() == ErrorKind::NotFound && !self.is_escaping_link() => {}
@@ -439,49 +408,37 @@ impl VisitLog for FileLog {
         self.probe_write()
     }
 
-    fn text_chunks(
-        &self,
-        span: Span,
-    ) -> Result<Box<dyn Iterator<Item = Vec<u8>> + '_>, StoreError> {
-        let Some((file, layout)) = self.open_for_read()? else {
+    fn text_chunks(&self, span: Span) -> Result<TextChunks<'_>, StoreError> {
+        let Some((mut file, scan)) = self.open_for_read()? else {
             return Ok(Box::new(std::iter::empty()));
         };
-        let width = layout.format.record_len();
-        let mut file = file;
-        file.seek(SeekFrom::Start(layout.offset_of(span.skip)))
+        let skip = span.skip.min(scan.records());
+        let mut remaining = span.records.min(scan.records() - skip);
+        let mut at = skip * RECORD_LEN;
+        file.seek(SeekFrom::Start(at))
             .map_err(|e| self.classify(e))?;
-        let mut remaining = span.records.min(layout.records.saturating_sub(span.skip));
-        let mut raw = vec![0; (TEXT_CHUNK_RECORDS * width) as usize];
         Ok(Box::new(std::iter::from_fn(move || {
-            let n = remaining.min(TEXT_CHUNK_RECORDS);
+            let n = remaining.min(CHUNK_RECORDS);
             if n == 0 {
                 return None;
             }
-            let raw = &mut raw[..(n * width) as usize];
-            file.read_exact(raw).ok()?;
-            remaining -= n;
-            let mut chunk = Vec::with_capacity((n * RECORD_LEN) as usize);
-            for rec in raw.chunks(width as usize) {
-                match layout.format {
-                    // Served as stored, once its shape is checked: never bytes that are not records.
-                    Format::Current
-                        if Format::Current.is_record_prefix(rec)
-                            && rec.len() == RECORD_LEN as usize =>
-                    {
-                        chunk.extend_from_slice(rec)
-                    }
-                    Format::Legacy => match Format::Legacy.decode(rec) {
-                        Some(ts) => chunk.extend_from_slice(record::encode(&ts).as_bytes()),
-                        None => break,
-                    },
-                    _ => break,
-                }
-            }
-            // A record that is not one ends the stream there (the body comes up short).
-            if chunk.len() as u64 != n * RECORD_LEN {
-                remaining = 0;
-            }
-            (!chunk.is_empty()).then_some(chunk)
+            let mut chunk = vec![0; (n * RECORD_LEN) as usize];
+            let checked = match file.read_exact(&mut chunk) {
+                Ok(()) => match record::valid_records(&chunk) {
+                    ok if ok == n => Ok(chunk),
+                    ok => Err(self.damaged(format_args!(
+                        "the record at offset {}, before the last synced one, is not a visit \
+                         record: {}",
+                        at + ok * RECORD_LEN,
+                        shown(&chunk[(ok * RECORD_LEN) as usize..][..RECORD_LEN as usize])
+                    ))),
+                },
+                Err(e) => Err(self.classify(e)),
+            };
+            // Served only once checked: an error ends the stream (the response is aborted).
+            remaining = if checked.is_ok() { remaining - n } else { 0 };
+            at += n * RECORD_LEN;
+            Some(checked)
         })))
     }
 }
@@ -533,9 +490,12 @@ mod tests {
     use super::*;
 
     /// The text form of `records` records after the first `skip`, as served.
-    fn served(log: &FileLog, skip: u64, records: u64) -> Vec<u8> {
-        let chunks = log.text_chunks(Span { skip, records }).unwrap();
-        chunks.flatten().collect()
+    fn served(log: &FileLog, skip: u64, records: u64) -> Result<Vec<u8>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in log.text_chunks(Span { skip, records })? {
+            out.extend(chunk?);
+        }
+        Ok(out)
     }
 
     const TS: &str = "2026-11-27T08:03:19.12345+03:00";
@@ -551,6 +511,10 @@ mod tests {
             .unwrap();
     }
 
+    fn visits(log: &FileLog) -> u64 {
+        log.summary().unwrap().visits
+    }
+
     #[test]
     fn appends_count_and_report_first_and_last() {
         let dir = tempfile::tempdir().unwrap();
@@ -564,54 +528,149 @@ mod tests {
         assert_eq!(s.last.as_deref(), Some(TS2));
         let text = fs::read_to_string(log.log_path()).unwrap();
         assert_eq!(text, format!("{TS}\n{TS2}\n"));
-        let streamed: Vec<u8> = served(&log, 0, 2);
-        assert_eq!(streamed, text.as_bytes());
-        let first_only: Vec<u8> = served(&log, 0, 1);
-        assert_eq!(first_only, format!("{TS}\n").as_bytes());
-        let second_only: Vec<u8> = served(&log, 1, 1);
-        assert_eq!(second_only, format!("{TS2}\n").as_bytes());
+        assert_eq!(served(&log, 0, 2).unwrap(), text.as_bytes());
+        assert_eq!(served(&log, 0, 1).unwrap(), format!("{TS}\n").as_bytes());
+        assert_eq!(served(&log, 1, 1).unwrap(), format!("{TS2}\n").as_bytes());
+        assert_eq!(synced_mark::read(dir.path()).unwrap(), 64);
+    }
+
+    /// What a cut or crash leaves past the last synced record, each after two synced visits:
+    /// never counted or served, the log ready, and cut by the next visit.
+    #[test]
+    fn whatever_a_cut_leaves_after_the_synced_records_is_never_counted_and_is_cut() {
+        let rec = |ts: &str| record::encode(ts).into_bytes();
+        let leftovers: [(&str, Vec<u8>); 6] = [
+            ("a record's start", TS2.as_bytes()[..11].to_vec()),
+            ("zeros, its new length kept", vec![0; 64]),
+            (
+                "zeros, then a record prefix",
+                [&[0u8; 32][..], &TS2.as_bytes()[..15]].concat(),
+            ),
+            (
+                "stale bytes",
+                b"#!/bin/sh\nrm -rf --no-preserve-root\n".to_vec(),
+            ),
+            (
+                "zeros, then a valid record",
+                [vec![0; 32], rec(TS2)].concat(),
+            ),
+            ("an impossible date", rec("2026-13-45T08:03:19.12345+03:00")),
+        ];
+        for (what, leftover) in leftovers {
+            let dir = tempfile::tempdir().unwrap();
+            let log = FileLog::new(dir.path());
+            log.append(TS).unwrap();
+            log.append(TS).unwrap();
+            raw_append(&log, &leftover);
+            let s = log.summary().unwrap();
+            assert_eq!(
+                (s.visits, s.torn_bytes),
+                (2, leftover.len() as u64),
+                "{what}"
+            );
+            assert_eq!(s.last.as_deref(), Some(TS), "{what}");
+            assert_eq!(served(&log, 0, 10).unwrap(), rec(TS).repeat(2), "{what}");
+            log.check_ready().unwrap();
+
+            log.append(TS2).unwrap();
+            let expected = [rec(TS), rec(TS), rec(TS2)].concat();
+            assert_eq!(fs::read(log.log_path()).unwrap(), expected, "{what}");
+            assert_eq!(synced_mark::read(dir.path()).unwrap(), 96, "{what}");
+            assert!(!dir.path().join(LOCK).exists());
+        }
     }
 
     #[test]
-    fn a_torn_tail_is_not_counted_and_is_cut_before_the_next_record() {
+    fn a_log_whose_first_sync_was_cut_starts_again_and_text_is_refused() {
+        for head in [&[0u8; 48][..], &TS.as_bytes()[..7]] {
+            let dir = tempfile::tempdir().unwrap();
+            let log = FileLog::new(dir.path());
+            raw_append(&log, head);
+            assert_eq!(visits(&log), 0);
+            log.append(TS2).unwrap();
+            assert_eq!(
+                fs::read(log.log_path()).unwrap(),
+                record::encode(TS2).as_bytes()
+            );
+        }
         let dir = tempfile::tempdir().unwrap();
         let log = FileLog::new(dir.path());
-        log.append(TS).unwrap();
-        raw_append(&log, &TS2.as_bytes()[..11]);
-        let s = log.summary().unwrap();
-        assert_eq!((s.visits, s.torn_bytes), (1, 11));
-        assert_eq!(s.last.as_deref(), Some(TS));
-        log.check_ready().unwrap();
-
-        log.append(TS2).unwrap();
-        let text = fs::read_to_string(log.log_path()).unwrap();
-        assert_eq!(text, format!("{TS}\n{TS2}\n"));
-        assert!(!dir.path().join(LOCK).exists());
+        fs::write(log.log_path(), "hello, this is not a visits log\n").unwrap();
+        assert!(matches!(log.append(TS), Err(StoreError::Damaged(_))));
+        assert!(matches!(log.check_ready(), Err(StoreError::Damaged(_))));
+        // The 33-byte records of pre-release builds are another format: refused, not cut.
+        fs::write(log.log_path(), "2026-11-27T08:03:19.123456+03:00\n").unwrap();
+        assert!(matches!(log.append(TS), Err(StoreError::Damaged(_))));
+        assert_eq!(fs::read(log.log_path()).unwrap().len(), 33);
     }
 
+    /// Bytes that are not records before the synced mark cannot be a cut's: every path
+    /// refuses, naming the offset, nothing is cut, and the text form is an error, not short.
     #[test]
-    fn bytes_that_are_not_a_record_are_never_cut_and_stop_everything() {
+    fn junk_inside_the_synced_records_is_damage_that_stops_everything() {
         let dir = tempfile::tempdir().unwrap();
         let log = FileLog::new(dir.path());
-        log.append(TS).unwrap();
-        log.append(TS2).unwrap();
-        // 65 bytes inserted after the first record, by hand.
+        for _ in 0..4 {
+            log.append(TS).unwrap();
+        }
+        // Two slots in the middle and then the last synced record overwritten by hand.
         let mut bytes = fs::read(log.log_path()).unwrap();
-        bytes.splice(32..32, [b'x'; 65]);
+        bytes[32..96].copy_from_slice(&[b'x'; 64]);
         fs::write(log.log_path(), &bytes).unwrap();
-
+        let err = served(&log, 0, 4).unwrap_err();
+        assert!(err.to_string().contains("offset 32"), "{err}");
+        assert!(log.summary().is_ok(), "first and last records are sound");
+        bytes[96..128].copy_from_slice(b"2026-13-45T08:03:19.12345+03:00\n");
+        fs::write(log.log_path(), &bytes).unwrap();
         for err in [
             log.append(TS).unwrap_err(),
             log.check_ready().unwrap_err(),
             log.summary().unwrap_err(),
+            served(&log, 0, 1).unwrap_err(),
         ] {
             assert!(matches!(err, StoreError::Damaged(_)), "{err}");
-            assert!(err.to_string().contains("offset 128"), "{err}");
+            assert!(err.to_string().contains("offset 96"), "{err}");
         }
         assert_eq!(fs::read(log.log_path()).unwrap(), bytes, "nothing was cut");
-        // Readers stop at the first record that is not one.
-        let streamed: Vec<u8> = served(&log, 0, 3);
-        assert_eq!(streamed, format!("{TS}\n").as_bytes());
+    }
+
+    #[test]
+    fn a_log_shorter_than_its_synced_mark_was_cut_by_someone_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = FileLog::new(dir.path());
+        log.append(TS).unwrap();
+        log.append(TS).unwrap();
+        File::options()
+            .write(true)
+            .open(log.log_path())
+            .unwrap()
+            .set_len(32)
+            .unwrap();
+        let err = log.append(TS).unwrap_err();
+        assert!(
+            err.to_string().contains("shorter than the 64 bytes"),
+            "{err}"
+        );
+        assert!(matches!(log.check_ready(), Err(StoreError::Damaged(_))));
+    }
+
+    #[test]
+    fn a_lost_or_torn_mark_means_checking_from_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = FileLog::new(dir.path());
+        for _ in 0..3 {
+            log.append(TS).unwrap();
+        }
+        fs::write(dir.path().join(MARK_FILE), [0u8; 30]).unwrap();
+        raw_append(&log, &[0; 32]);
+        assert_eq!(visits(&log), 3);
+        fs::remove_file(dir.path().join(MARK_FILE)).unwrap();
+        assert_eq!(visits(&log), 3);
+        log.append(TS2).unwrap();
+        assert_eq!(
+            (visits(&log), synced_mark::read(dir.path()).unwrap()),
+            (4, 128)
+        );
     }
 
     #[test]
@@ -632,42 +691,6 @@ mod tests {
         assert!(refused(log.check_ready()));
         assert!(refused(log.append(TS)));
         assert!(refused(log.text_chunks(Span::default()).map(drop)));
-    }
-
-    #[test]
-    fn a_log_that_does_not_start_with_a_record_is_damaged() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = FileLog::new(dir.path());
-        fs::write(log.log_path(), "hello, this is not a visits log\n").unwrap();
-        assert!(matches!(log.append(TS), Err(StoreError::Damaged(_))));
-        assert!(matches!(log.check_ready(), Err(StoreError::Damaged(_))));
-    }
-
-    #[test]
-    fn a_legacy_log_is_read_as_it_is_and_rewritten_once_at_the_first_append() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = FileLog::new(dir.path());
-        let legacy = "2026-11-27T08:03:19.123456+03:00\n2026-11-27T08:03:19.999999+03:00\n";
-        fs::write(log.log_path(), format!("{legacy}2026-11-2")).unwrap();
-        let s = log.summary().unwrap();
-        assert_eq!((s.visits, s.torn_bytes), (2, 9));
-        assert_eq!(s.first.as_deref(), Some("2026-11-27T08:03:19.12345+03:00"));
-        assert_eq!(s.last.as_deref(), Some("2026-11-27T08:03:19.99999+03:00"));
-        let served: Vec<u8> = served(&log, 1, 1);
-        assert_eq!(served, b"2026-11-27T08:03:19.99999+03:00\n");
-        log.check_ready().unwrap();
-
-        log.append(TS2).unwrap();
-        assert_eq!(
-            fs::read_to_string(log.log_path()).unwrap(),
-            format!("2026-11-27T08:03:19.12345+03:00\n2026-11-27T08:03:19.99999+03:00\n{TS2}\n")
-        );
-        assert_eq!(
-            fs::read_to_string(dir.path().join(LEGACY_BACKUP)).unwrap(),
-            format!("{legacy}2026-11-2"),
-            "the original is kept byte for byte"
-        );
-        assert!(!dir.path().join(LOCK).exists() && !dir.path().join(MIGRATING).exists());
     }
 
     #[test]

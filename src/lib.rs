@@ -14,6 +14,7 @@ pub mod negotiate;
 pub mod record;
 pub mod replica_name;
 pub mod sqlite_log;
+mod synced_mark;
 pub mod visit_log;
 
 #[cfg(target_arch = "wasm32")]

@@ -32,7 +32,8 @@ pub fn render(figures: &Summary) -> String {
     metric(
         "app_wasm_visits_torn_bytes",
         "gauge",
-        "Bytes of an unacknowledged torn record at the end of the log (cut at the next visit).",
+        "Bytes after the last valid record that a crash or power cut left: never counted or \
+         acknowledged, cut at the next visit.",
         "",
         figures.torn_bytes,
     );

@@ -1,6 +1,5 @@
 //! The only Spin-aware code: adapts a `wasi:http` request to `app::handle` and streams the reply.
 
-use futures::SinkExt;
 use spin_sdk::http::{Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam};
 use spin_sdk::http_component;
 use wasi::io::streams::{OutputStream, StreamError};
@@ -78,10 +77,9 @@ async fn send(reply: Reply, log: &dyn VisitLog, out: ResponseOutparam) {
         .iter()
         .map(|(n, v)| ((*n).to_owned(), v.clone().into_bytes()))
         .collect();
-    headers.push((
-        "content-length".to_owned(),
-        reply.body_len().to_string().into_bytes(),
-    ));
+    if let Some(len) = reply.content_length() {
+        headers.push(("content-length".to_owned(), len.to_string().into_bytes()));
+    }
     let fields = Fields::from_list(&headers).expect("header names are static and valid");
     let response = OutgoingResponse::new(fields);
     let _ = response.set_status_code(reply.status.as_u16());
@@ -89,10 +87,14 @@ async fn send(reply: Reply, log: &dyn VisitLog, out: ResponseOutparam) {
         _ if reply.head_only => Vec::new(),
         Body::Bytes(bytes) => bytes,
         Body::Log(span) => {
-            let mut sink = response.take_body();
+            let outgoing = response.body().expect("the body is taken only here");
             out.set(response);
-            if let Err(e) = stream_log(log, span, &mut sink).await {
-                eprintln!("response body not fully sent: {e}");
+            match stream_log(log, span, &outgoing) {
+                // Finished only when every record went out whole.
+                Ok(()) => drop(OutgoingBody::finish(outgoing, None)),
+                // Dropped unfinished: the runtime aborts the response (no final chunk), so
+                // the client sees an error, never a body that merely looks short.
+                Err(why) => eprintln!("response aborted: {why}"),
             }
             return;
         }
@@ -142,18 +144,15 @@ fn write_all(stream: &OutputStream, mut bytes: &[u8]) -> Result<(), StreamError>
     Ok(())
 }
 
-/// Sends the records of `span`; visits recorded meanwhile are not sent, so the body matches
-/// the Content-Length already promised.
-async fn stream_log<S: futures::Sink<Vec<u8>> + Unpin>(
-    log: &dyn VisitLog,
-    span: Span,
-    sink: &mut S,
-) -> Result<(), S::Error> {
-    let Ok(chunks) = log.text_chunks(span) else {
-        return Ok(());
-    };
-    for chunk in chunks {
-        sink.send(chunk).await?;
+/// Sends the records of `span`, each chunk once it is checked; visits recorded meanwhile are
+/// not sent.
+fn stream_log(log: &dyn VisitLog, span: Span, body: &OutgoingBody) -> Result<(), String> {
+    let stream = body
+        .write()
+        .map_err(|()| "the body is not writable".to_owned())?;
+    for chunk in log.text_chunks(span).map_err(|e| e.to_string())? {
+        let chunk = chunk.map_err(|e| e.to_string())?;
+        write_all(&stream, &chunk).map_err(|e| e.to_string())?;
     }
-    Ok(())
+    stream.blocking_flush().map_err(|e| e.to_string())
 }

@@ -109,7 +109,7 @@ mod store {
 
     use super::*;
     use crate::durability::SyncMode;
-    use crate::visit_log::{Span, Summary, VisitLog};
+    use crate::visit_log::{Span, Summary, TextChunks, VisitLog};
 
     /// Stateless: Spin names both stores ("default") and the runtime config places them.
     #[derive(Default)]
@@ -242,10 +242,7 @@ mod store {
             })
         }
 
-        fn text_chunks(
-            &self,
-            span: Span,
-        ) -> Result<Box<dyn Iterator<Item = Vec<u8>> + '_>, StoreError> {
+        fn text_chunks(&self, span: Span) -> Result<TextChunks<'_>, StoreError> {
             let db = self.connect()?;
             // Rowids run 1..=count with no gaps (the count is max(rowid)): skipping is a bound.
             let mut after = span.skip as i64;
@@ -254,19 +251,34 @@ mod store {
                 if remaining == 0 {
                     return None;
                 }
-                let page = self
-                    .read(&db, PAGE, &[Value::Integer(after)])
-                    .ok()
-                    .flatten()?;
+                let page = match self.read(&db, PAGE, &[Value::Integer(after)]) {
+                    Ok(Some(page)) if !page.rows.is_empty() => page,
+                    Ok(_) => {
+                        remaining = 0;
+                        return Some(Err(StoreError::Damaged(format!(
+                            "the store holds no visit after rowid {after}, fewer than it counts"
+                        ))));
+                    }
+                    Err(e) => {
+                        remaining = 0;
+                        return Some(Err(e));
+                    }
+                };
                 let mut chunk = Vec::with_capacity(64 * 1024);
                 for row in &page.rows {
-                    after = row.get::<i64>(0)?;
-                    chunk.extend_from_slice(row.get::<&str>(1)?.as_bytes());
+                    let (Some(rowid), Some(text)) = (row.get::<i64>(0), row.get::<&str>(1)) else {
+                        remaining = 0;
+                        return Some(Err(StoreError::Damaged(format!(
+                            "a row after rowid {after} is not a visit"
+                        ))));
+                    };
+                    after = rowid;
+                    chunk.extend_from_slice(text.as_bytes());
                     chunk.push(b'\n');
                 }
                 chunk.truncate(remaining);
                 remaining -= chunk.len();
-                (!chunk.is_empty()).then_some(chunk)
+                Some(Ok(chunk))
             })))
         }
     }

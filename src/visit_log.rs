@@ -109,12 +109,14 @@ pub trait VisitLog {
     /// Ok when a visit could be recorded right now: the volume exists, is writable, has room.
     fn check_ready(&self) -> Result<(), StoreError>;
     /// The text form of `span` (one `timestamp\n` a visit, in the order recorded: concurrent
-    /// visits may land a few microseconds out of time order) in chunks: at most
-    /// `span.text_len()` bytes, the `Content-Length` already promised. A read error ends the
-    /// stream early.
-    fn text_chunks(&self, span: Span)
-        -> Result<Box<dyn Iterator<Item = Vec<u8>> + '_>, StoreError>;
+    /// visits may land a few microseconds out of time order) in chunks of checked records:
+    /// at most `span.text_len()` bytes. A record that is not one, or a read error, is an
+    /// `Err` item that ends the stream: a response must then be aborted, never ended short.
+    fn text_chunks(&self, span: Span) -> Result<TextChunks<'_>, StoreError>;
 }
+
+/// The chunks `VisitLog::text_chunks` yields.
+pub type TextChunks<'a> = Box<dyn Iterator<Item = Result<Vec<u8>, StoreError>> + 'a>;
 
 /// The store of a component started with a setting it cannot use: every call fails with
 /// `Misconfigured`, so a visit is a 500 saying why and `/readyz` fails, while `/healthz`
@@ -131,14 +133,18 @@ impl VisitLog for MisconfiguredLog {
     fn check_ready(&self) -> Result<(), StoreError> {
         Err(StoreError::Misconfigured(self.0.clone()))
     }
-    fn text_chunks(&self, _: Span) -> Result<Box<dyn Iterator<Item = Vec<u8>> + '_>, StoreError> {
+    fn text_chunks(&self, _: Span) -> Result<TextChunks<'_>, StoreError> {
         Err(StoreError::Misconfigured(self.0.clone()))
     }
 }
 
 /// The timestamps in `span`, oldest first: what `/visits?tail=` and `app-wasm show` list.
+/// All of them or an error, never fewer.
 pub fn timestamps(log: &dyn VisitLog, span: Span) -> Result<Vec<String>, StoreError> {
-    let text: Vec<u8> = log.text_chunks(span)?.flatten().collect();
+    let mut text = Vec::new();
+    for chunk in log.text_chunks(span)? {
+        text.extend_from_slice(&chunk?);
+    }
     Ok(String::from_utf8_lossy(&text)
         .lines()
         .map(str::to_owned)

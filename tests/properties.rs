@@ -5,7 +5,7 @@ use app_wasm::app::{handle, Body, Request};
 use app_wasm::file_log::FileLog;
 use app_wasm::moscow_time::format_moscow;
 use app_wasm::negotiate::choose;
-use app_wasm::record::{self, Layout, RECORD_LEN};
+use app_wasm::record::{self, RECORD_LEN};
 use app_wasm::replica_name::name_from;
 use app_wasm::visit_log::VisitLog;
 use chrono::{TimeZone, Utc};
@@ -26,7 +26,7 @@ proptest! {
         let ts = format_moscow(at);
         let line = record::encode(&ts);
         prop_assert_eq!(line.len() as u64, RECORD_LEN);
-        prop_assert_eq!(record::decode(line.as_bytes()), Some(ts));
+        prop_assert_eq!(record::decode(line.as_bytes()), Some(ts.as_str()));
     }
 
     #[test]
@@ -37,28 +37,25 @@ proptest! {
         }
     }
 
+    /// Valid records and then anything (what a cut may leave): exactly the records count.
     #[test]
-    fn a_torn_tail_is_exactly_a_prefix_of_some_record(
-        secs in 0i64..=253_402_300_799,
-        cut in 0usize..RECORD_LEN as usize,
-        garbage in proptest::collection::vec(any::<u8>(), 1..32),
+    fn valid_records_count_the_records_before_anything_else(
+        secs in proptest::collection::vec(0i64..=253_402_300_799, 0..20),
+        junk in proptest::collection::vec(any::<u8>(), 0..64),
     ) {
-        let line = record::encode(&format_moscow(Utc.timestamp_opt(secs, 0).unwrap()));
-        prop_assert!(record::Format::Current.is_record_prefix(&line.as_bytes()[..cut]));
-        // Bytes that are not one never pass for a record's start (and so are never cut).
-        if !line.as_bytes().starts_with(&garbage) {
-            let shaped = garbage.iter().zip(b"9999-99-99T99:99:99.99999+03:00\n").all(|(&b, &s)| {
-                if s == b'9' { b.is_ascii_digit() } else { b == s }
-            });
-            prop_assert_eq!(record::Format::Current.is_record_prefix(&garbage), shaped);
+        let mut log: Vec<u8> = secs
+            .iter()
+            .flat_map(|&s| record::encode(&format_moscow(Utc.timestamp_opt(s, 0).unwrap())).into_bytes())
+            .collect();
+        let first_junk = junk.get(..32.min(junk.len())).unwrap_or_default();
+        let junk_is_a_record = record::decode(first_junk).is_some();
+        log.extend_from_slice(&junk);
+        let counted = record::valid_records(&log);
+        if junk_is_a_record {
+            prop_assert!(counted > secs.len() as u64);
+        } else {
+            prop_assert_eq!(counted, secs.len() as u64);
         }
-    }
-
-    #[test]
-    fn layout_splits_any_length_into_whole_records_and_a_short_tail(len in any::<u64>()) {
-        let l = Layout::of_len(len);
-        prop_assert!(l.torn_bytes < RECORD_LEN);
-        prop_assert_eq!(l.whole_len() + l.torn_bytes, len);
     }
 
     #[test]

@@ -170,15 +170,54 @@ async fn only_get_root_records_a_visit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_log_from_an_earlier_version_is_kept_and_continued_in_32_byte_records() {
+async fn a_log_in_another_format_is_refused_on_every_route_and_kept() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("visits.txt");
-    // Two 33-byte records with microseconds, as versions before the 32-byte format wrote.
-    let legacy = "2026-11-27T08:00:00.000001+03:00\n2026-11-27T08:00:01.999999+03:00\n";
-    std::fs::write(&log, legacy).unwrap();
+    // Two 33-byte records with microseconds, as pre-release builds wrote (CHANGELOG.md).
+    let other = "2026-11-27T08:00:00.000001+03:00\n2026-11-27T08:00:01.999999+03:00\n";
+    std::fs::write(&log, other).unwrap();
+    let server = start_host(dir.path()).await;
+    for path in ["/", "/visits", "/visits?format=text", "/metrics", "/readyz"] {
+        let r = client().get(server.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 503, "{path}");
+        let body = r.text().await.unwrap();
+        assert!(
+            body.contains("visit log is damaged") && body.contains("first bytes"),
+            "{path}: {body}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        other,
+        "kept byte for byte"
+    );
+    server.stop().await.unwrap();
+}
+
+/// The cases, over HTTP: zeros after three synced visits (a power cut that kept the
+/// length) are not counted, the next visit goes where they were; junk inside the synced
+/// records aborts the text form (no `Content-Length`, no final chunk) and `?tail=` is 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zeros_a_cut_left_are_not_counted_and_junk_before_them_aborts_the_text_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("visits.txt");
     let server = start_host(dir.path()).await;
     let base = format!("http://{}", server.addr);
-    assert_eq!(visit_count(&base).await, 2, "read as it is");
+    concurrent_visits(&base, 3).await;
+    let synced = std::fs::read(&log).unwrap();
+    let mut cut = synced.clone();
+    cut.extend_from_slice(&[0; 64]);
+    std::fs::write(&log, &cut).unwrap();
+    assert_eq!(visit_count(&base).await, 3, "no phantom visit");
+    let text = client()
+        .get(server.url("/visits?format=text"))
+        .send()
+        .await
+        .unwrap();
+    assert!(text.headers().get("content-length").is_none());
+    assert_eq!(text.bytes().await.unwrap(), synced);
+    let ready = client().get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200, "the next visit can be recorded");
     let shown: Value = client()
         .get(server.url("/"))
         .send()
@@ -189,18 +228,39 @@ async fn a_log_from_an_earlier_version_is_kept_and_continued_in_32_byte_records(
         .unwrap();
     let records = read_records(&log);
     assert_eq!(
-        records,
-        [
-            "2026-11-27T08:00:00.00000+03:00",
-            "2026-11-27T08:00:01.99999+03:00",
-            shown["moscow_time"].as_str().unwrap()
-        ]
+        records.len(),
+        4,
+        "cut back to the synced records, then the visit"
     );
+    assert_eq!(records[3], shown["moscow_time"].as_str().unwrap());
+
+    // Two record-sized slots of junk where the first two visits were.
+    let mut damaged = std::fs::read(&log).unwrap();
+    damaged[..64].copy_from_slice(&[b'#'; 64]);
+    damaged[..32].copy_from_slice(&synced[..32]);
+    std::fs::write(&log, &damaged).unwrap();
+    let text = client()
+        .get(server.url("/visits?format=text"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(
-        std::fs::read_to_string(dir.path().join("visits.txt.v1")).unwrap(),
-        legacy,
-        "the original is kept byte for byte"
+        text.status(),
+        200,
+        "the head goes before the records are read"
     );
-    assert_eq!(visit_count(&base).await, 3);
+    assert!(text.headers().get("content-length").is_none());
+    assert!(text.bytes().await.is_err(), "aborted, not ended short");
+    let tail = client()
+        .get(server.url("/visits?tail=4"))
+        .send()
+        .await
+        .unwrap();
+    let why = assert_error(tail, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert!(
+        why.contains("damaged") && why.contains("offset 32"),
+        "{why}"
+    );
+    assert_eq!(std::fs::read(&log).unwrap(), damaged, "nothing was cut");
     server.stop().await.unwrap();
 }

@@ -25,7 +25,9 @@ fn inspect(log: &std::path::Path) -> (Vec<String>, u64) {
     let records = bytes[..whole]
         .chunks(RECORD_LEN as usize)
         .map(|r| {
-            decode(r).unwrap_or_else(|| panic!("malformed record {:?}", String::from_utf8_lossy(r)))
+            decode(r)
+                .unwrap_or_else(|| panic!("malformed record {:?}", String::from_utf8_lossy(r)))
+                .to_owned()
         })
         .collect();
     (records, (bytes.len() - whole) as u64)

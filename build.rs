@@ -44,6 +44,11 @@ fn main() {
         ("no_kubectl", !on_path(&kubectl)),
         ("no_cri_node", !cri.iter().all(|tool| on_path(tool))),
         ("not_root", !is_root()),
+        // Mounting a FUSE file system by hand (the power-cut tier) needs root and /dev/fuse.
+        (
+            "no_fuse_mount",
+            !(is_root() && Path::new("/dev/fuse").exists()),
+        ),
     ];
     let in_ci = std::env::var_os("CI").is_some();
     for (cfg, absent) in missing {

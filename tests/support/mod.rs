@@ -494,3 +494,22 @@ esac
         cmd.output().unwrap()
     }
 }
+
+/// What of `small` is not in `big`, as multisets (two visits may share a 10 µs timestamp):
+/// the acknowledged visits a store lost.
+pub fn missing_from<'a>(small: &'a [String], big: &[String]) -> Vec<&'a String> {
+    let mut have = std::collections::BTreeMap::<&str, usize>::new();
+    for s in big {
+        *have.entry(s).or_default() += 1;
+    }
+    small
+        .iter()
+        .filter(|s| match have.get_mut(s.as_str()) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                false
+            }
+            _ => true,
+        })
+        .collect()
+}

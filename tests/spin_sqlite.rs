@@ -454,13 +454,7 @@ async fn sqlite_flavour_keeps_every_acknowledged_visit_through_power_cuts() {
     let http = client();
     let started = std::time::Instant::now();
     let mut acknowledged: Vec<String> = Vec::new();
-    let mut x: u64 = 0x5EED_5B1E_0000_0001;
-    let mut rng = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut rng = support::XorShift(0x5EED_5B1E_0000_0001);
     let policies = [Cut::Drop, Cut::Zeros, Cut::Prefix, Cut::Mixed];
     for round in 0..=cuts {
         let mut spin = SpinReplica::start(volume.path());
@@ -507,9 +501,9 @@ async fn sqlite_flavour_keeps_every_acknowledged_visit_through_power_cuts() {
             break;
         }
         let load = tokio::spawn(support::visit_until_gone(spin.server.base.clone(), 64, 400));
-        tokio::time::sleep(std::time::Duration::from_millis(50 + rng() % 400)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(50 + rng.next_u64() % 400)).await;
         let how = policies[round % policies.len()];
-        let report = fs.cut(how, rng());
+        let report = fs.cut(how, rng.next_u64());
         spin.server.kill();
         let acked_now = load.await.unwrap();
         fs.power_on();

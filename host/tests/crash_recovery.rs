@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use app_wasm::record::{decode, RECORD_LEN};
 use runner::Runner;
-use support::{client, visit_count, visit_until_gone};
+use support::{client, visit_count, visit_until_gone, XorShift};
 
 const CLIENTS: usize = 64;
 
@@ -33,16 +33,11 @@ fn inspect(log: &std::path::Path) -> (Vec<String>, u64) {
     (records, (bytes.len() - whole) as u64)
 }
 
-/// A small deterministic PRNG (xorshift): kill points differ per round, runs are repeatable.
+/// Kill points that differ per round; runs are repeatable (a fixed seed).
 fn kill_points(rounds: usize) -> Vec<Duration> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
     (0..rounds)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            Duration::from_millis(50 + x % 450)
-        })
+        .map(|_| Duration::from_millis(50 + rng.next_u64() % 450))
         .collect()
 }
 

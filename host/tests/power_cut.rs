@@ -21,21 +21,9 @@ use std::time::{Duration, Instant};
 
 use powercut_fs::{Cut, PowerCutFs};
 use runner::Runner;
-use support::{client, missing_from, visit_until_gone};
+use support::{client, missing_from, visit_until_gone, XorShift};
 
 const CLIENTS: usize = 64;
-
-/// xorshift64: cut moments, policies and the file system's choices, repeatable from `seed`.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 /// The log's leading records as this test reads them (chrono, not the app's decoder), and
 /// how many bytes follow them.
@@ -78,7 +66,7 @@ async fn every_acknowledged_visit_survives_power_cuts_and_no_phantom_is_counted(
         .and_then(|v| v.parse().ok())
         .unwrap_or(0x5EED_CAFE_F00D_0001);
     println!("{cuts} power cuts, seed {seed} (APP_WASM_POWER_CUT_SEED replays them)");
-    let mut rng = Rng(seed);
+    let mut rng = XorShift(seed);
     let data = tempfile::tempdir().unwrap();
     let volume = data.path().join("app-wasm-0");
     std::fs::create_dir(&volume).unwrap();
@@ -146,9 +134,9 @@ async fn every_acknowledged_visit_survives_power_cuts_and_no_phantom_is_counted(
         let per_client = 400;
         let load = tokio::spawn(visit_until_gone(base.clone(), CLIENTS, per_client));
         attempted_at_most += CLIENTS * per_client;
-        tokio::time::sleep(Duration::from_millis(20 + rng.next() % 300)).await;
+        tokio::time::sleep(Duration::from_millis(20 + rng.next_u64() % 300)).await;
         let how = policies[round % policies.len()];
-        let report = fs.cut(how, rng.next());
+        let report = fs.cut(how, rng.next_u64());
         runner.kill();
         let acked_now = load.await.unwrap();
         fs.power_on();

@@ -513,3 +513,16 @@ pub fn missing_from<'a>(small: &'a [String], big: &[String]) -> Vec<&'a String> 
         })
         .collect()
 }
+
+/// xorshift64: a small deterministic PRNG for the fault tiers (kill points, cut moments and
+/// policies), so a run is repeatable from its seed.
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}

@@ -212,7 +212,7 @@ impl Filesystem for PowerCutFuse {
         // No FOPEN_KEEP_CACHE: every open drops the kernel's cached pages, so a fresh open
         // after a cut reads what survived. No FOPEN_DIRECT_IO: shared mmap must work.
         match self.on(|m| m.open(ino.0).map(|()| m.epoch)) {
-            Ok(epoch) => reply.opened(FileHandle(epoch), FopenFlags::FOPEN_KEEP_CACHE),
+            Ok(epoch) => reply.opened(FileHandle(epoch), FopenFlags::empty()),
             Err(e) => reply.error(e),
         }
     }
@@ -319,7 +319,7 @@ impl Filesystem for PowerCutFuse {
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         match self.on(|m| m.stat(ino.0).map(|_| m.epoch)) {
-            Ok(epoch) => reply.opened(FileHandle(epoch), FopenFlags::FOPEN_KEEP_CACHE),
+            Ok(epoch) => reply.opened(FileHandle(epoch), FopenFlags::empty()),
             Err(e) => reply.error(e),
         }
     }

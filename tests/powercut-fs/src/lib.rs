@@ -39,13 +39,26 @@
 //! [`PowerCutFs::power_on`] (EIO), so a process that outlived the cut, or its dirty mmap
 //! pages, cannot land anything later.
 //!
-//! **Kernel caches.** Entry and attribute TTLs are zero, opens never set `FOPEN_KEEP_CACHE`
-//! (each open drops the file's cached pages), and `power_on` sends an inode invalidation for
-//! every inode the kernel knows before turning the power back on: dirty mmap pages are then
-//! written back while writes still fail (and are lost, as in a real cut), and clean cached
-//! pages are dropped. Writeback caching and `direct_io` stay off, so shared writable mmap
-//! (SQLite's `-shm`) works through the page cache, and `O_APPEND` writes arrive with the
-//! end-of-file offset. POSIX and `flock` locks are left to the kernel (no `getlk`/`setlk`).
+//! **Kernel caches.** Entry and attribute TTLs are zero, so names and lengths are asked
+//! again after a cut. Opens never set `FOPEN_KEEP_CACHE`: each open drops the file's cached
+//! pages, so a fresh open after `power_on` reads what survived even if the kernel held the
+//! pre-cut bytes. `power_on` also sends an inode invalidation for every inode the kernel knows
+//! *before* turning the power back on: dirty mmap pages are written back while writes still
+//! fail (lost, as in a real cut) and clean cached pages are dropped. With the dead handles
+//! above, either measure alone was enough in the tests; both are kept. Writeback caching and
+//! `direct_io` stay off, so shared writable mmap (SQLite's `-shm`) works through the page
+//! cache and `O_APPEND` writes arrive with the end-of-file offset. POSIX and `flock` locks are
+//! left to the kernel (no `getlk`/`setlk`).
+//!
+//! # Do not map files of the mount in the process that mounted it
+//!
+//! The session threads live in the caller's process. A `munmap` (or exit) of a dirty shared
+//! mapping of a file on the mount holds that process's mmap lock while it waits for the
+//! writeback, which these threads must serve; their page faults and allocations (`mprotect`
+//! growing a malloc arena) need the same lock: a kernel deadlock, unkillable, that only
+//! aborting the FUSE connection (`/sys/fs/fuse/connections/N/abort`) ends. So SQLite in WAL
+//! mode, or any mmap, on the mount runs in a child process (as the server under test does);
+//! the test's own checks use [`PowerCutFs::read`] or plain `read`/`write` calls.
 //!
 //! # Mounting
 //!

@@ -878,6 +878,41 @@ mod tests {
     }
 
     #[test]
+    fn changes_of_one_name_land_in_order() {
+        let mut m = Model::new();
+        let a = file(&mut m, ROOT, "n");
+        m.write(a, 0, b"first").unwrap();
+        m.fsync(a).unwrap();
+        m.unlink(ROOT, name("n")).unwrap();
+        let b = file(&mut m, ROOT, "n");
+        m.write(b, 0, b"second").unwrap();
+        // b's creation needs the unlink before it (same name), not anything else.
+        let other = file(&mut m, ROOT, "other");
+        let _ = other;
+        m.fsync(b).unwrap();
+        m.fsync(ROOT).unwrap(); // commits "other"; must not bring the unlinked "n" back
+        m.cut(Cut::Drop, 0);
+        assert_eq!(content(&m, "n").unwrap(), b"second");
+        assert_eq!(content(&m, "other").unwrap(), b"");
+    }
+
+    #[test]
+    fn directory_moves_stay_a_tree() {
+        let mut m = Model::new();
+        let a = m.mkdir(ROOT, name("a"), 0o755, 0, 0).unwrap().ino;
+        let b = m.mkdir(ROOT, name("b"), 0o755, 0, 0).unwrap().ino;
+        m.fsync(ROOT).unwrap();
+        m.rename(ROOT, name("a"), b, name("a"), false).unwrap(); // b/a
+        m.rename(b, name("a"), ROOT, name("a"), false).unwrap(); // back to a
+        m.rename(ROOT, name("b"), a, name("b"), false).unwrap(); // a/b
+        let f = file(&mut m, b, "f");
+        m.write(f, 0, b"x").unwrap();
+        m.fsync(f).unwrap(); // needs b's moves, so every earlier directory move
+        m.cut(Cut::Drop, 0);
+        assert_eq!(content(&m, "a/b/f").unwrap(), b"x");
+    }
+
+    #[test]
     fn errors() {
         let mut m = Model::new();
         file(&mut m, ROOT, "f");

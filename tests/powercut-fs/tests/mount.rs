@@ -187,53 +187,6 @@ fn everything_fails_while_off_and_old_handles_stay_dead() {
 }
 
 #[test]
-fn dirty_mmap_pages_do_not_land_after_a_cut() {
-    let m = mounted();
-    let path = m.path("mapped");
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)
-        .unwrap();
-    f.set_len(4096).unwrap();
-    f.sync_all().unwrap();
-    use std::os::fd::AsRawFd;
-    // SAFETY: a fresh shared mapping of a 4096-byte file, unmapped below.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            4096,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            f.as_raw_fd(),
-            0,
-        )
-    };
-    assert_ne!(p, libc::MAP_FAILED);
-    // SAFETY: within the mapping.
-    unsafe { std::ptr::write_bytes(p.cast::<u8>(), 0xAB, 100) };
-    // Synced through msync: durable. Then dirtied again and not synced.
-    // SAFETY: the mapping above.
-    assert_eq!(unsafe { libc::msync(p, 4096, libc::MS_SYNC) }, 0);
-    // SAFETY: within the mapping.
-    unsafe { std::ptr::write_bytes(p.cast::<u8>().add(100), 0xCD, 100) };
-    m.fs.cut(Cut::Drop, 0);
-    // SAFETY: the mapping above, not used after.
-    unsafe { libc::munmap(p, 4096) };
-    drop(f);
-    m.fs.power_on();
-    let got = fs::read(&path).unwrap();
-    assert_eq!(got.len(), 4096);
-    assert!(got[..100].iter().all(|&b| b == 0xAB));
-    assert!(
-        got[100..].iter().all(|&b| b == 0),
-        "a dirty page landed after the cut"
-    );
-}
-
-#[test]
 fn appends_from_two_threads_land_at_the_end() {
     let m = Arc::new(mounted());
     File::create(m.path("visits.txt")).unwrap();
@@ -272,10 +225,118 @@ fn appends_from_two_threads_land_at_the_end() {
     assert_eq!(recs, want);
 }
 
-// --- SQLite -------------------------------------------------------------------------------
+// --- Child processes --------------------------------------------------------------------
+//
+// Whatever maps a file of the mount runs in a child process (this test binary run again),
+// never in the process serving the mount: munmap of a dirty shared mapping waits, holding
+// the mmap lock, for a writeback that our own FUSE threads must answer, and their page
+// faults and allocations need that lock: a kernel deadlock. It is also how the test tier
+// runs the server: a child that the cut leaves to be killed.
 
-/// Set in the child process that plays the server: it writes rows to the database there.
-const CHILD_DB: &str = "POWERCUT_FS_TEST_CHILD_DB";
+/// Role and argument of a child: `role:path`.
+const CHILD: &str = "POWERCUT_FS_TEST_CHILD";
+
+/// Runs `test` (this binary's test of that name) as a child playing `role` on `path`,
+/// with its stdout piped back.
+fn spawn_child(test: &str, role: &str, path: &Path) -> std::process::Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD, format!("{role}:{}", path.display()))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// In a child: its role and path.
+fn child_role() -> Option<(String, PathBuf)> {
+    let v = std::env::var(CHILD).ok()?;
+    let (role, path) = v.split_once(':')?;
+    Some((role.to_owned(), PathBuf::from(path)))
+}
+
+/// The rest of `line` after `marker`. Markers are searched, not matched at the start: the
+/// child's test harness prints "test <name> ... " without a newline before the test runs.
+fn after<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
+    line.find(marker).map(|i| &line[i + marker.len()..])
+}
+
+/// Reads the child's stdout until a line with `marker`; returns what follows it.
+fn wait_line(lines: &mut impl Iterator<Item = std::io::Result<String>>, marker: &str) -> String {
+    for line in lines {
+        if let Some(rest) = after(&line.unwrap(), marker) {
+            return rest.to_owned();
+        }
+    }
+    panic!("the child ended before printing {marker:?}");
+}
+
+/// The child: maps the 4096-byte file, fills 100 bytes and msyncs them (durable), dirties
+/// 100 more without a sync, says so and waits to be killed.
+fn mmap_child(path: &Path) {
+    use std::os::fd::AsRawFd;
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    // SAFETY: a shared mapping of the 4096-byte file; the process is killed with it mapped.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        );
+        assert_ne!(p, libc::MAP_FAILED);
+        std::ptr::write_bytes(p.cast::<u8>(), 0xAB, 100);
+        assert_eq!(libc::msync(p, 4096, libc::MS_SYNC), 0);
+        std::ptr::write_bytes(p.cast::<u8>().add(100), 0xCD, 100);
+    }
+    println!("DIRTY");
+    std::thread::sleep(std::time::Duration::from_secs(60));
+}
+
+#[test]
+fn dirty_mmap_pages_do_not_land_after_a_cut() {
+    if let Some((_, path)) = child_role() {
+        return mmap_child(&path);
+    }
+    // Killed while the power is off, or only after it is back on: lost either way.
+    for kill_before_power_on in [true, false] {
+        let m = mounted();
+        let path = m.path("mapped");
+        let f = File::create(&path).unwrap();
+        f.set_len(4096).unwrap();
+        f.sync_all().unwrap();
+        drop(f);
+        let mut child = spawn_child("dirty_mmap_pages_do_not_land_after_a_cut", "mmap", &path);
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        wait_line(&mut lines, "DIRTY");
+        m.fs.cut(Cut::Drop, 0);
+        if !kill_before_power_on {
+            m.fs.power_on();
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        if kill_before_power_on {
+            m.fs.power_on();
+        }
+        let got = fs::read(&path).unwrap();
+        assert_eq!(got.len(), 4096);
+        assert!(
+            got[..100].iter().all(|&b| b == 0xAB),
+            "the msync'd bytes are durable"
+        );
+        assert!(
+            got[100..].iter().all(|&b| b == 0),
+            "a dirty page landed after the cut (killed before power_on: {kill_before_power_on})"
+        );
+    }
+}
+
+// --- SQLite -------------------------------------------------------------------------------
 
 fn seed() -> u64 {
     std::env::var("POWERCUT_SEED")
@@ -289,10 +350,9 @@ fn seed() -> u64 {
         })
 }
 
-/// The child: 200 rows, each in its own transaction, printing "ROW n" once its commit
-/// returned Ok. It runs in another process, like the real server: a page fault on its mapped
-/// -shm after the cut may raise SIGBUS, which must not take the test binary down.
-fn sqlite_child(db: &str) {
+/// The writer child, like the server: 200 rows into a WAL database, each in its own
+/// transaction, printing "ROW n" once its commit returned Ok; then it waits to be killed.
+fn sqlite_writer(db: &Path) {
     let conn = rusqlite::Connection::open(db).unwrap();
     let mode: String = conn
         .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
@@ -302,7 +362,6 @@ fn sqlite_child(db: &str) {
         "PRAGMA synchronous=FULL; CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT);",
     )
     .unwrap();
-    println!("READY");
     for i in 1..=200 {
         let v = format!("row {i} {}", "x".repeat(i % 97));
         if conn
@@ -313,78 +372,81 @@ fn sqlite_child(db: &str) {
         }
         println!("ROW {i}");
     }
-    // Parked: the parent kills us, as the test tier kills the server after a cut.
     std::thread::sleep(std::time::Duration::from_secs(60));
+}
+
+/// The checker child, like the restarted server: opens the database (WAL recovery, a new
+/// -shm), prints "CHECK <integrity_check>", "IDS <count> <contiguous from 1>", and writes.
+fn sqlite_checker(db: &Path) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let ok: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    println!("CHECK {ok}");
+    let ids: Vec<u64> = conn
+        .prepare("SELECT id FROM t ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let contiguous = ids.iter().zip(1..).all(|(&a, b)| a == b);
+    conn.execute("INSERT INTO t(v) VALUES ('after')", [])
+        .unwrap();
+    println!("IDS {} {contiguous}", ids.len());
 }
 
 #[test]
 fn sqlite_wal_survives_a_cut() {
-    if let Ok(db) = std::env::var(CHILD_DB) {
-        return sqlite_child(&db);
+    const NAME: &str = "sqlite_wal_survives_a_cut";
+    match child_role() {
+        Some((role, db)) if role == "writer" => return sqlite_writer(&db),
+        Some((_, db)) => return sqlite_checker(&db),
+        None => {}
     }
     let base = seed();
-    for round in 0..3 {
+    for round in 0..4 {
         let seed = base.wrapping_add(round);
         let m = mounted();
         let db = m.path("visits.db");
         let cut_at = 1 + seed % 199;
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["sqlite_wal_survives_a_cut", "--exact", "--nocapture"])
-            .env(CHILD_DB, &db)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut acked = 0;
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut report = None;
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            if let Some(n) = line.strip_prefix("ROW ") {
-                acked = n.parse().unwrap();
-                if acked == cut_at {
-                    report = Some(m.fs.cut(Cut::Mixed, seed));
-                    break;
-                }
-            }
+        let mut writer = spawn_child(NAME, "writer", &db);
+        let mut lines = BufReader::new(writer.stdout.take().unwrap()).lines();
+        let mut acked: u64 = 0;
+        while acked < cut_at {
+            acked = wait_line(&mut lines, "ROW ").parse().unwrap();
         }
-        let report = report.unwrap_or_else(|| panic!("child stopped before row {cut_at}"));
-        // Rows acknowledged between our cut and the child seeing EIO were synced before it.
-        let mut more = 0;
-        child.kill().unwrap();
+        let report = m.fs.cut(Cut::Mixed, seed);
+        // Rows acknowledged between the cut and the writer's first EIO were synced before it.
+        writer.kill().unwrap();
         for line in lines {
-            if let Some(n) = line.unwrap().strip_prefix("ROW ") {
-                more = n.parse().unwrap();
+            if let Some(n) = after(&line.unwrap(), "ROW ") {
+                acked = n.parse().unwrap();
             }
         }
-        child.wait().unwrap();
-        acked = acked.max(more);
+        writer.wait().unwrap();
         m.fs.power_on();
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        let ok: String = conn
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(ok, "ok", "seed {seed}\n{report}");
-        let ids: Vec<u64> = conn
-            .prepare("SELECT id FROM t ORDER BY id")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
+
+        let mut checker = spawn_child(NAME, "checker", &db);
+        let mut lines = BufReader::new(checker.stdout.take().unwrap()).lines();
+        let check = wait_line(&mut lines, "CHECK ");
+        assert_eq!(check, "ok", "seed {seed}\n{report}");
+        let ids = wait_line(&mut lines, "IDS ");
+        assert!(checker.wait().unwrap().success(), "seed {seed}");
+        let (count, contiguous) = ids.split_once(' ').unwrap();
+        let count: u64 = count.parse().unwrap();
         assert!(
-            ids.len() as u64 >= acked && ids.iter().zip(1..).all(|(&a, b)| a == b),
-            "seed {seed}: {} rows after the cut, {acked} acknowledged\n{report}",
-            ids.len()
+            count >= acked && contiguous == "true",
+            "seed {seed}: {count} rows after the cut (contiguous: {contiguous}), \
+             {acked} acknowledged\n{report}"
         );
-        // And it is writable again.
-        conn.execute("INSERT INTO t(v) VALUES ('after')", [])
-            .unwrap();
     }
 }
 
 /// In DELETE journal mode the commit point is the journal's unlink, which only a directory
 /// fsync makes durable: synchronous=FULL can lose the last acknowledged transaction to a cut
-/// (SQLite documents EXTRA for this), synchronous=EXTRA cannot.
+/// (SQLite documents EXTRA for this), synchronous=EXTRA cannot. No -shm mapping in this
+/// mode, so it can run in the test process.
 #[test]
 fn sqlite_delete_mode_needs_synchronous_extra() {
     for (sync, survives) in [("FULL", false), ("EXTRA", true)] {

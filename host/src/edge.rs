@@ -14,27 +14,73 @@ pub fn check_host<'v>(values: impl IntoIterator<Item = &'v [u8]>) -> Result<(), 
     valid_authority(value).map_err(|why| format!("invalid Host header: {why}"))
 }
 
-/// RFC 9112 3.2: a request-target has no fragment (clients strip it; hyper would, silently).
-pub const FRAGMENT: &str = "the request target has a fragment ('#...'): HTTP requests carry none";
+/// Why the host answers a request itself instead of passing it on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// 400: the head breaks RFC 9112 (its Host).
+    BadRequest(String),
+    /// 421 (RFC 9110 15.5.20): an absolute-form target names an origin this server is not.
+    Misdirected(String),
+}
 
-/// The rules every server here applies at the edge, a replica and the front alike; `Some(why)`
-/// means 400. The target had no fragment (`request_targets`). An HTTP/1.1 request needs
-/// exactly one valid Host (`check_host`); HTTP/1.0 may omit it, but a Host it does send must
-/// be valid.
-pub fn request_error<B>(req: &hyper::Request<B>) -> Option<String> {
-    if req
-        .extensions()
-        .get::<crate::request_targets::SeenTarget>()
-        .is_some_and(|seen| seen.fragment)
-    {
-        // Checked here so the replica and the front refuse it alike.
-        return Some(FRAGMENT.into());
+impl Refusal {
+    pub fn status(&self) -> hyper::StatusCode {
+        match self {
+            Refusal::BadRequest(_) => hyper::StatusCode::BAD_REQUEST,
+            Refusal::Misdirected(_) => hyper::StatusCode::MISDIRECTED_REQUEST,
+        }
     }
+
+    pub fn message(&self) -> &str {
+        match self {
+            Refusal::BadRequest(why) | Refusal::Misdirected(why) => why,
+        }
+    }
+}
+
+/// The rules every server here applies at the edge, a replica and the front alike. An
+/// HTTP/1.1 request needs exactly one valid Host (`check_host`); HTTP/1.0 may omit it, but a
+/// Host it does send must be valid. An absolute-form target (`GET http://x/`, as sent to a
+/// proxy) must name the origin its Host names, over http: this is no proxy (RFC 9110 7.4).
+/// A fragment never reaches here: hyper drops it, as every mainstream server does.
+pub fn refusal<B>(req: &hyper::Request<B>) -> Option<Refusal> {
     let hosts = req.headers().get_all(hyper::header::HOST);
-    if req.version() == hyper::Version::HTTP_10 && hosts.iter().next().is_none() {
-        return None;
+    let host = hosts.iter().next();
+    if !(req.version() == hyper::Version::HTTP_10 && host.is_none()) {
+        let checked = check_host(hosts.iter().map(|v| v.as_bytes()));
+        if let Err(why) = checked {
+            return Some(Refusal::BadRequest(why));
+        }
     }
-    check_host(hosts.iter().map(|v| v.as_bytes())).err()
+    let uri = req.uri();
+    let scheme = uri.scheme()?;
+    let named = uri.authority().map_or("", |a| a.as_str());
+    if *scheme != http::uri::Scheme::HTTP {
+        return Some(Refusal::Misdirected(format!(
+            "the request target asks for {scheme}://{named}; this server speaks plain http only"
+        )));
+    }
+    let same = match (uri.authority(), host) {
+        (Some(target), Some(host)) => same_authority(target, host.as_bytes()),
+        // HTTP/1.0 without Host: the target is the only name the client gave.
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    (!same).then(|| {
+        Refusal::Misdirected(format!(
+            "the request target names {named}, not this server's Host; this is no proxy"
+        ))
+    })
+}
+
+/// The same origin (RFC 9110 4.3.1 for http): host names compare without case, and no port
+/// means 80.
+fn same_authority(target: &http::uri::Authority, host: &[u8]) -> bool {
+    let Ok(host) = http::uri::Authority::try_from(host) else {
+        return false;
+    };
+    target.host().eq_ignore_ascii_case(host.host())
+        && target.port_u16().unwrap_or(80) == host.port_u16().unwrap_or(80)
 }
 
 /// `uri-host [":" port]` (RFC 3986 3.2.2-3.2.3), with no userinfo (RFC 9110 4.2.1).
@@ -155,6 +201,38 @@ mod tests {
             assert!(one(bad).is_err(), "{bad:?} passed");
         }
         assert!(check_host([b"\xff".as_slice()]).is_err());
+    }
+
+    fn refusal_of(target: &str, host: Option<&str>) -> Option<hyper::StatusCode> {
+        let mut req = hyper::Request::get(target);
+        if let Some(host) = host {
+            req = req.header("host", host);
+        }
+        refusal(&req.body(()).unwrap()).map(|r| r.status())
+    }
+
+    #[test]
+    fn an_absolute_target_must_name_this_origin_over_http() {
+        let misdirected = Some(hyper::StatusCode::MISDIRECTED_REQUEST);
+        assert_eq!(refusal_of("/", Some("a")), None);
+        assert_eq!(refusal_of("http://a/", Some("a")), None);
+        assert_eq!(refusal_of("http://A:80/x", Some("a")), None);
+        assert_eq!(refusal_of("http://[::1]:8080/", Some("[::1]:8080")), None);
+        assert_eq!(
+            refusal_of("http://elsewhere.example/", Some("a")),
+            misdirected
+        );
+        assert_eq!(refusal_of("http://a:8080/", Some("a")), misdirected);
+        assert_eq!(refusal_of("https://a/", Some("a")), misdirected);
+        assert_eq!(
+            refusal_of("https://elsewhere.example/", Some("elsewhere.example")),
+            misdirected
+        );
+        assert_eq!(
+            refusal_of("http://a/", None),
+            Some(hyper::StatusCode::BAD_REQUEST),
+            "HTTP/1.1 still needs its Host"
+        );
     }
 
     #[test]

@@ -87,8 +87,8 @@ impl Handler for Front {
         req: hyper::Request<Incoming>,
         client: SocketAddr,
     ) -> hyper::Response<ProxyBody> {
-        if let Some(why) = crate::edge::request_error(&req) {
-            return error_response(StatusCode::BAD_REQUEST, &why);
+        if let Some(refusal) = crate::edge::refusal(&req) {
+            return error_response(refusal.status(), refusal.message());
         }
         let (mut parts, body) = req.into_parts();
         for name in HOP_BY_HOP {

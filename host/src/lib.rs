@@ -5,7 +5,7 @@
 //! - `runtime`: the component compiled once and linked (`ProxyPre`).
 //! - `replica_server`: one replica over HTTP: admission, a fresh `Store` per request, deadline.
 //! - `server`: the shared HTTP/1.1 accept loop with connection limits and graceful drain.
-//! - `request_targets`: each request-target as sent (hyper drops fragments).
+//! - `edge`: what a request must look like before it reaches a replica or the front.
 //! - `front`: the load-balancing front over several replicas (the Service's twin).
 //! - `replica_set` and `up`: `app-wasm up --replicas N`; `show`: every replica's visits.
 //! - `introspect`: a component's imports; `bench_timing`: instantiation timing for bench/run.
@@ -18,7 +18,6 @@ pub mod introspect;
 pub mod limits;
 pub mod replica_server;
 pub mod replica_set;
-pub mod request_targets;
 pub mod runtime;
 pub mod server;
 pub mod show;

@@ -116,8 +116,8 @@ impl ReplicaServer {
 
     /// The host's own answer when a request must not reach the component.
     fn refuse(&self, req: &mut hyper::Request<hyper::body::Incoming>) -> Option<Response> {
-        if let Some(why) = crate::edge::request_error(req) {
-            return Some(error_response(StatusCode::BAD_REQUEST, &why));
+        if let Some(refusal) = crate::edge::refusal(req) {
+            return Some(error_response(refusal.status(), refusal.message()));
         }
         // wasi:http needs an authority: an HTTP/1.0 request without one gets this server's.
         if !req.headers().contains_key(hyper::header::HOST) {

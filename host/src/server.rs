@@ -3,7 +3,7 @@
 
 use std::error::Error as StdError;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -16,8 +16,6 @@ use hyper::StatusCode;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-
-use crate::request_targets::{TargetScanner, WatchedIo};
 
 /// Answers one request. Implemented by the replica (the component) and the front.
 pub trait Handler: Send + Sync + 'static {
@@ -75,29 +73,11 @@ pub async fn serve<H: Handler>(
         // closes the connection (hyper has no write timeout of its own).
         let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
         stream.set_write_timeout(Some(limits.write_timeout));
-        let scanner = Arc::new(Mutex::new(TargetScanner::new(limits.max_head_bytes)));
-        let stream = WatchedIo::new(Box::pin(stream), scanner.clone());
+        let stream = Box::pin(stream);
         let handler = handler.clone();
-        let service = hyper::service::service_fn(move |mut req| {
+        let service = hyper::service::service_fn(move |req| {
             let handler = handler.clone();
-            // hyper has read this request's whole head, so the scanner has seen it.
-            let seen = scanner.lock().expect("scanner lock").take();
-            async move {
-                let closes = seen.is_none_or(|s| !s.next_is_watched);
-                if let Some(seen) = seen {
-                    req.extensions_mut().insert(seen);
-                }
-                let mut resp = handler.handle(req, peer).await;
-                if closes {
-                    // The next request's target could not be watched: let it come on a new
-                    // connection.
-                    resp.headers_mut().insert(
-                        hyper::header::CONNECTION,
-                        hyper::header::HeaderValue::from_static("close"),
-                    );
-                }
-                Ok::<_, std::convert::Infallible>(resp)
-            }
+            async move { Ok::<_, std::convert::Infallible>(handler.handle(req, peer).await) }
         });
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())

@@ -101,14 +101,13 @@ impl FileLog {
         }
     }
 
-    /// A FIFO, socket or device in place of the log is refused before it is opened: a
-    /// read-only open of a FIFO waits for a writer, possibly forever. (Appends open it
-    /// read-write, which never waits, and `examine` refuses it then.)
+    /// A directory, FIFO, socket or device in place of the log is refused before it is
+    /// opened: a read-only open of a FIFO waits for a writer, possibly forever. (Appends open
+    /// it read-write, which never waits, and `examine` refuses it then.)
     fn refuse_special_file(&self) -> Result<(), StoreError> {
         match fs::metadata(self.log_path()) {
-            Ok(m) if !m.is_file() && !m.is_dir() => {
-                Err(self.damaged(format_args!("it is not a regular file")))
-            }
+            Ok(m) if m.is_dir() => Err(self.damaged(format_args!("it is a directory"))),
+            Ok(m) if !m.is_file() => Err(self.damaged(format_args!("it is not a regular file"))),
             _ => Ok(()),
         }
     }
@@ -314,13 +313,53 @@ impl FileLog {
             .map_err(|e| self.classify(e))?;
         match record::decode(&buf) {
             Some(ts) => Ok(ts.to_owned()),
-            None => Err(self.damaged(format_args!(
-                "record {index} at offset {offset}, before the last synced one, is not a \
-                 visit record: {}",
-                shown(&buf)
-            ))),
+            None => Err(self.not_a_record(offset, &buf)),
         }
     }
+
+    /// Damage found among records already counted: `slot` (from `offset`) is not a record.
+    fn not_a_record(&self, offset: u64, slot: &[u8]) -> StoreError {
+        self.damaged(format_args!(
+            "record {} at offset {offset}, before the last synced one, is not a visit \
+             record: {}",
+            offset / RECORD_LEN,
+            shown(&slot[..slot.len().min(RECORD_LEN as usize)])
+        ))
+    }
+
+    /// Checks every record the log counts, the synced ones too, which a request checks only
+    /// where it reads them: what something other than app-wasm wrote among them is found
+    /// before any request counts or serves it. One pass in chunks, memory flat; the runner
+    /// runs it once per replica at start, before the replica serves its volume.
+    pub fn scrub(&self) -> Result<Scrubbed, StoreError> {
+        let Some((mut file, scan)) = self.open_for_read()? else {
+            return Ok(Scrubbed::default());
+        };
+        let mut buf = vec![0; (CHUNK_RECORDS * RECORD_LEN) as usize];
+        let mut at = 0;
+        while at < scan.valid {
+            let chunk = &mut buf[..(scan.valid - at).min(CHUNK_RECORDS * RECORD_LEN) as usize];
+            file.read_exact_at(chunk, at)
+                .map_err(|e| self.classify(e))?;
+            let sound = record::valid_records(chunk) * RECORD_LEN;
+            if sound != chunk.len() as u64 {
+                return Err(self.not_a_record(at + sound, &chunk[sound as usize..]));
+            }
+            at += sound;
+        }
+        Ok(Scrubbed {
+            records: scan.records(),
+            leftover_bytes: scan.leftover(),
+        })
+    }
+}
+
+/// What a scrub found: every counted record sound, and what a cut left after them (the next
+/// visit cuts it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Scrubbed {
+    pub records: u64,
+    pub leftover_bytes: u64,
 }
 
 impl VisitLog for FileLog {
@@ -426,12 +465,8 @@ impl VisitLog for FileLog {
             let checked = match file.read_exact(&mut chunk) {
                 Ok(()) => match record::valid_records(&chunk) {
                     ok if ok == n => Ok(chunk),
-                    ok => Err(self.damaged(format_args!(
-                        "the record at offset {}, before the last synced one, is not a visit \
-                         record: {}",
-                        at + ok * RECORD_LEN,
-                        shown(&chunk[(ok * RECORD_LEN) as usize..][..RECORD_LEN as usize])
-                    ))),
+                    ok => Err(self
+                        .not_a_record(at + ok * RECORD_LEN, &chunk[(ok * RECORD_LEN) as usize..])),
                 },
                 Err(e) => Err(self.classify(e)),
             };
@@ -631,6 +666,36 @@ mod tests {
             assert!(matches!(err, StoreError::Damaged(_)), "{err}");
             assert!(err.to_string().contains("offset 96"), "{err}");
         }
+        assert_eq!(fs::read(log.log_path()).unwrap(), bytes, "nothing was cut");
+    }
+
+    /// Junk among the synced records that no request reads (neither the first, nor the mark's
+    /// last, nor past the mark) is what only the scrub finds; a cut's leftover is not damage.
+    #[test]
+    fn the_scrub_finds_junk_no_request_reads_and_passes_a_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = FileLog::new(dir.path());
+        assert_eq!(log.scrub().unwrap(), Scrubbed::default());
+        let records = CHUNK_RECORDS + 5;
+        for _ in 0..records {
+            log.append(TS).unwrap();
+        }
+        raw_append(&log, &[0; 40]);
+        let sound = Scrubbed {
+            records,
+            leftover_bytes: 40,
+        };
+        assert_eq!(log.scrub().unwrap(), sound);
+        // In the second chunk, so the offset is counted across chunks.
+        let at = (CHUNK_RECORDS + 2) * RECORD_LEN;
+        let mut bytes = fs::read(log.log_path()).unwrap();
+        bytes[at as usize..][..RECORD_LEN as usize].copy_from_slice(&[b'x'; 32]);
+        fs::write(log.log_path(), &bytes).unwrap();
+        assert_eq!(visits(&log), records, "no request path reads that record");
+        let err = log.scrub().unwrap_err();
+        assert!(matches!(err, StoreError::Damaged(_)), "{err}");
+        let named = format!("record {} at offset {at}", CHUNK_RECORDS + 2);
+        assert!(err.to_string().contains(&named), "{err}");
         assert_eq!(fs::read(log.log_path()).unwrap(), bytes, "nothing was cut");
     }
 

@@ -264,3 +264,56 @@ async fn zeros_a_cut_left_are_not_counted_and_junk_before_them_aborts_the_text_f
     assert_eq!(std::fs::read(&log).unwrap(), damaged, "nothing was cut");
     server.stop().await.unwrap();
 }
+
+/// Junk among the synced records where no request reads (not the first record, not the
+/// mark's last, not past the mark) is found by the scrub at start: every route that uses the
+/// volume answers 503 naming the record, `GET /` records nothing, /healthz stays 200, and
+/// once the log is repaired a restart serves it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damage_no_request_reads_is_found_at_start_and_every_volume_route_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("visits.txt");
+    let server = start_host(dir.path()).await;
+    concurrent_visits(&format!("http://{}", server.addr), 5).await;
+    server.stop().await.unwrap();
+    let sound = std::fs::read(&log).unwrap();
+    let mut damaged = sound.clone();
+    damaged[64..96].copy_from_slice(&[b'#'; 32]);
+    std::fs::write(&log, &damaged).unwrap();
+
+    let server = start_host(dir.path()).await;
+    let http = client();
+    for path in [
+        "/",
+        "/visits",
+        "/visits?tail=1",
+        "/visits?format=text",
+        "/metrics",
+        "/readyz",
+    ] {
+        let resp = http.get(server.url(path)).send().await.unwrap();
+        let why = assert_error(resp, StatusCode::SERVICE_UNAVAILABLE).await;
+        assert!(
+            why.contains("visit log is damaged") && why.contains("record 2 at offset 64"),
+            "{path}: {why}"
+        );
+        assert_eq!(path == "/readyz", why.starts_with("not ready: "), "{why}");
+    }
+    let head = http.head(server.url("/")).send().await.unwrap();
+    assert_eq!(head.status(), 503);
+    let health = http.get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert_eq!(
+        std::fs::read(&log).unwrap(),
+        damaged,
+        "nothing cut or added"
+    );
+    server.stop().await.unwrap();
+
+    std::fs::write(&log, &sound).unwrap();
+    let server = start_host(dir.path()).await;
+    let resp = http.get(server.url("/")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(read_records(&log).len(), 6);
+    server.stop().await.unwrap();
+}

@@ -22,6 +22,7 @@ use wasmtime_wasi_http::WasiHttpView;
 
 use crate::limits::Limits;
 use crate::runtime::{RequestState, Runtime};
+use crate::scrub::StartupScrub;
 use crate::server::{self, error_response, retry_later, Handler};
 
 impl Runtime {
@@ -52,6 +53,9 @@ pub struct ServeConfig {
     /// What a visit's 200 waits for: the component gets it as `VISITS_SYNC`.
     pub sync: SyncMode,
     pub limits: Limits,
+    /// Create `data_dir` at start (`up` does), on the replica's own start-up thread: a volume
+    /// that hangs from the start holds that replica only, never the runner's start.
+    pub create_data_dir: bool,
 }
 
 impl ServeConfig {
@@ -61,6 +65,7 @@ impl ServeConfig {
             name: None,
             sync: SyncMode::default(),
             limits: Limits::default(),
+            create_data_dir: false,
         }
     }
 
@@ -92,6 +97,8 @@ pub struct ReplicaServer {
     /// Set once the replica has drained: guests still running (their clients gone) end at
     /// their next await instead of at their deadline.
     stopping: tokio::sync::watch::Sender<bool>,
+    /// The whole log checked once from the start; the volume is served once it is sound.
+    scrub: StartupScrub,
 }
 
 /// What a request holds while the component serves it: its place among this replica's
@@ -105,12 +112,15 @@ impl ReplicaServer {
     pub fn new(runtime: Arc<Runtime>, config: ServeConfig) -> Self {
         let in_flight = Arc::new(Semaphore::new(config.limits.max_concurrent));
         let running = Arc::new(Semaphore::new(config.limits.running()));
+        let name = config.name.as_deref().unwrap_or("-");
+        let scrub = StartupScrub::start(&config.data_dir, config.create_data_dir, name);
         ReplicaServer {
             runtime,
             config,
             in_flight,
             running,
             stopping: tokio::sync::watch::Sender::new(false),
+            scrub,
         }
     }
 
@@ -304,6 +314,12 @@ impl ReplicaServer {
         let timeout = self.config.limits.request_timeout();
         let deadline = Instant::now() + timeout;
         let uses_volume = app_wasm::app::path_uses_volume(req.uri().path());
+        if uses_volume {
+            let probe = req.uri().path() == "/readyz";
+            if let Some(refusal) = self.scrub.refusal(deadline, probe).await {
+                return Ok(refusal);
+            }
+        }
         // Its turn to run: waiting is part of the request's time, so a replica whose guests
         // are stuck on its volume answers 503 at the deadline, never later. Liveness waits
         // for nothing.

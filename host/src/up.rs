@@ -69,11 +69,13 @@ pub async fn up(opts: UpOptions, shutdown: impl Future<Output = ()>) -> Result<(
         style.dim(&format!("{how}; {:?} allocator", opts.engine.allocator).to_lowercase())
     );
 
+    // The root here, each replica's dir by the replica itself (`create_data_dir`): one on a
+    // volume that hangs must not hold the others' start.
+    std::fs::create_dir_all(&opts.data)
+        .with_context(|| format!("creating data dir {}", opts.data.display()))?;
     // Bind everything before serving anything: a port in use fails the whole set at once.
     let mut listeners = Vec::new();
     for p in &plans {
-        std::fs::create_dir_all(&p.data_dir)
-            .with_context(|| format!("creating data dir {}", p.data_dir.display()))?;
         let listener = TcpListener::bind(p.listen)
             .await
             .with_context(|| format!("{}: binding {}", p.name, p.listen))?;
@@ -98,6 +100,7 @@ pub async fn up(opts: UpOptions, shutdown: impl Future<Output = ()>) -> Result<(
         let mut config = ServeConfig::new(&p.data_dir).named(&p.name);
         config.limits = opts.limits.clone();
         config.sync = opts.sync;
+        config.create_data_dir = true;
         let mut stopped = replicas_stopped.clone();
         // Replicas share nothing but the compiled code: each starts on its own, in parallel.
         replica_tasks.push(tokio::spawn(runtime.clone().serve(

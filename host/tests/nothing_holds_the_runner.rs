@@ -351,6 +351,63 @@ fn a_hung_volume_fails_its_requests_by_the_deadline_and_holds_nothing_else() {
     );
 }
 
+/// A volume that hangs from the start (the FUSE mount is there before `up`): the runner
+/// starts anyway, that replica's volume routes answer 503 "still checking" at their deadline
+/// (never a pass-through to a log nobody checked), and its /healthz, the other replica and
+/// the front answer at once.
+#[test]
+#[cfg_attr(
+    no_fuse_mount,
+    ignore = "needs root and /dev/fuse to mount a FUSE file system that never answers"
+)]
+fn a_volume_hung_from_the_start_holds_only_its_replica_which_says_it_is_still_checking() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("app-wasm-1")).unwrap();
+    let hung = HungMount::over(&dir.path().join("app-wasm-1"));
+    let runner = Runner::start(
+        dir.path(),
+        &[
+            "--replicas",
+            "2",
+            "--request-timeout-secs",
+            "1",
+            "--drain-timeout-secs",
+            "1",
+        ],
+    );
+    let url = |replica: usize, path: &str| format!("{}{path}", runner.replicas[replica].1);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _in_rt = rt.enter();
+    let http = client();
+    let status = |u: String| rt.block_on(async { http.get(u).send().await.unwrap().status() });
+    let started = Instant::now();
+    for path in ["/", "/readyz"] {
+        let resp = rt.block_on(http.get(url(1, path)).send()).unwrap();
+        assert_eq!(resp.status(), 503, "{path}");
+        assert_eq!(resp.headers()["retry-after"], "1");
+        let body = rt.block_on(resp.text()).unwrap();
+        assert!(body.contains("still checking the visit log"), "{body}");
+    }
+    let took = started.elapsed();
+    println!("2 requests on a volume hung from the start: 503 \"still checking\" after {took:?}");
+    assert!(
+        took >= Duration::from_secs(2),
+        "each waited for its 1 s deadline: {took:?}"
+    );
+    let t = Instant::now();
+    assert_eq!(status(url(1, "/healthz")), 200);
+    assert_eq!(status(url(0, "/")), 200);
+    assert_eq!(status(format!("{}/healthz", runner.base)), 200);
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
+    let out = runner.terminate();
+    assert!(out.status.success(), "{:?}", out.status);
+    drop(hung);
+}
+
 /// Threads of process `pid`, from /proc.
 fn threads_of(pid: u32) -> usize {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();

@@ -44,6 +44,8 @@ fn main() {
         ("no_kubectl", !on_path(&kubectl)),
         ("no_cri_node", !cri.iter().all(|tool| on_path(tool))),
         ("not_root", !is_root()),
+        // Debian's promtool at its fixed path (no PATH probe for it).
+        ("no_promtool", !Path::new("/usr/bin/promtool").is_file()),
         // Mounting a FUSE file system by hand (the power-cut tier) needs root and /dev/fuse.
         (
             "no_fuse_mount",

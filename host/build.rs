@@ -15,7 +15,15 @@ fn main() {
     // would rebuild this package), and root (Debian's yama scope lets only root trace a
     // process that is not its child).
     let strace = root && std::path::Path::new("/usr/bin/strace").is_file();
-    for (cfg, missing) in [("no_fuse_mount", !fuse), ("no_strace", !strace)] {
+    // A real Prometheus scraping the runner: Debian's package, at fixed paths like strace.
+    let prometheus = ["/usr/bin/prometheus", "/usr/bin/promtool"]
+        .iter()
+        .all(|tool| std::path::Path::new(tool).is_file());
+    for (cfg, missing) in [
+        ("no_fuse_mount", !fuse),
+        ("no_strace", !strace),
+        ("no_prometheus", !prometheus),
+    ] {
         println!("cargo::rustc-check-cfg=cfg({cfg})");
         if missing && std::env::var_os("CI").is_none() {
             println!("cargo::rustc-cfg={cfg}");

@@ -197,7 +197,9 @@ fn route(req: &Request, log: &dyn VisitLog, now: &str) -> Reply {
     reply
 }
 
-enum Route {
+/// The paths this contract answers; anything else is a 404.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Route {
     Home,
     Visits,
     Health,
@@ -212,15 +214,27 @@ pub fn path_uses_volume(path: &str) -> bool {
 }
 
 impl Route {
-    fn from_path(path: &str) -> Option<Route> {
-        Some(match path {
-            "/" => Route::Home,
-            "/visits" => Route::Visits,
-            "/healthz" => Route::Health,
-            "/readyz" => Route::Ready,
-            "/metrics" => Route::Metrics,
-            _ => return None,
-        })
+    pub const ALL: [Route; 5] = [
+        Route::Home,
+        Route::Visits,
+        Route::Health,
+        Route::Ready,
+        Route::Metrics,
+    ];
+
+    /// The route of a request path (without its query), if the contract has one.
+    pub fn from_path(path: &str) -> Option<Route> {
+        Route::ALL.into_iter().find(|route| route.path() == path)
+    }
+
+    pub fn path(self) -> &'static str {
+        match self {
+            Route::Home => "/",
+            Route::Visits => "/visits",
+            Route::Health => "/healthz",
+            Route::Ready => "/readyz",
+            Route::Metrics => "/metrics",
+        }
     }
 }
 

@@ -292,3 +292,77 @@ fn pods_run_locked_down() {
     let limits = &r.container()["resources"]["limits"];
     assert!(limits["memory"].is_string() && limits["cpu"].is_string());
 }
+
+/// `overlays/monitoring` (the base plus `k8s/monitoring`): the PodMonitor and the annotations
+/// scrape each pod's `/metrics` on the container's http port, its NetworkPolicy admits that
+/// port, and the base is otherwise unchanged.
+#[test]
+#[cfg_attr(
+    no_kubectl,
+    ignore = "needs kubectl >= 1.25: .ci/install-k8s-tools, or KUBECTL"
+)]
+fn the_monitoring_component_scrapes_every_pods_metrics_port() {
+    let (Some(base), Some(r)) = (Rendered::load(), Rendered::load_dir("overlays/monitoring"))
+    else {
+        return;
+    };
+    let container = r.container();
+    let pods = r.pod_labels();
+    let monitor = r.one("PodMonitor", "app-wasm");
+    assert_selects_pods(
+        &monitor["spec"]["selector"]["matchLabels"],
+        &pods,
+        "PodMonitor",
+    );
+    let endpoints = monitor["spec"]["podMetricsEndpoints"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 1);
+    assert_eq!(endpoints[0]["path"], "/metrics");
+    assert_is_container_port(&endpoints[0]["port"], container, "PodMonitor port");
+
+    let annotations = &r.statefulset()["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(annotations["prometheus.io/scrape"], "true");
+    assert_eq!(annotations["prometheus.io/path"], "/metrics");
+    let port: u64 = annotations["prometheus.io/port"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        port_names(container).contains(&("http".to_owned(), port)),
+        "prometheus.io/port {port} is not the http port"
+    );
+
+    let policy = r.one("NetworkPolicy", "app-wasm-prometheus");
+    assert_selects_pods(
+        &policy["spec"]["podSelector"]["matchLabels"],
+        &pods,
+        "policy",
+    );
+    for rule in policy["spec"]["ingress"].as_array().unwrap() {
+        assert!(
+            rule["from"].as_array().is_some_and(|f| !f.is_empty()),
+            "{rule}"
+        );
+        for port in rule["ports"].as_array().unwrap() {
+            assert_is_container_port(&port["port"], container, "scrape policy port");
+        }
+    }
+    // Nothing else changed: the same objects as the base, plus the two.
+    let names = |r: &Rendered| -> Vec<String> {
+        r.0.iter()
+            .map(|o| {
+                let (kind, name) = (&o["kind"], &o["metadata"]["name"]);
+                format!("{}/{}", kind.as_str().unwrap(), name.as_str().unwrap())
+            })
+            .collect()
+    };
+    let mut want = names(&base);
+    want.extend([
+        "PodMonitor/app-wasm".to_owned(),
+        "NetworkPolicy/app-wasm-prometheus".to_owned(),
+    ]);
+    let (mut want, mut got) = (want, names(&r));
+    want.sort();
+    got.sort();
+    assert_eq!(got, want);
+}

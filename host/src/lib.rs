@@ -4,6 +4,7 @@
 //! - `engine`: the wasmtime engine (pooling allocator, code cache, epoch ticker).
 //! - `runtime`: the component compiled once and linked (`ProxyPre`).
 //! - `replica_server`: one replica over HTTP: admission, a fresh `Store` per request, deadline.
+//! - `request_metrics`: requests by route and status, and their latency, for `/metrics`.
 //! - `scrub`: each replica's whole log checked once at start, before its volume is served.
 //! - `server`: the shared HTTP/1.1 accept loop with connection limits and graceful drain.
 //! - `edge`: what a request must look like before it reaches a replica or the front.
@@ -19,6 +20,7 @@ pub mod introspect;
 pub mod limits;
 pub mod replica_server;
 pub mod replica_set;
+pub mod request_metrics;
 pub mod runtime;
 pub mod scrub;
 pub mod server;

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use app_wasm::durability::{self, SyncMode};
 use app_wasm::DEFAULT_VISITS_DIR;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
 use hyper::header::HeaderValue;
 use hyper::StatusCode;
 use tokio::net::TcpListener;
@@ -21,6 +23,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::WasiHttpView;
 
 use crate::limits::Limits;
+use crate::request_metrics::{RequestMetrics, RouteLabel};
 use crate::runtime::{RequestState, Runtime};
 use crate::scrub::StartupScrub;
 use crate::server::{self, error_response, retry_later, Handler};
@@ -99,6 +102,8 @@ pub struct ReplicaServer {
     stopping: tokio::sync::watch::Sender<bool>,
     /// The whole log checked once from the start; the volume is served once it is sound.
     scrub: StartupScrub,
+    /// Requests by route and status, and their latency, for this replica's `/metrics`.
+    metrics: RequestMetrics,
 }
 
 /// What a request holds while the component serves it: its place among this replica's
@@ -121,6 +126,7 @@ impl ReplicaServer {
             running,
             stopping: tokio::sync::watch::Sender::new(false),
             scrub,
+            metrics: RequestMetrics::default(),
         }
     }
 
@@ -210,6 +216,7 @@ impl Handler for ReplicaServer {
     ) -> Response {
         let started = Instant::now();
         let method = req.method().clone();
+        let route = RouteLabel::of_path(req.uri().path());
         let target = req
             .uri()
             .path_and_query()
@@ -243,18 +250,52 @@ impl Handler for ReplicaServer {
                 }
             }
         }
+        let elapsed = started.elapsed();
+        self.metrics.record(route, response.status(), elapsed);
         tracing::info!(
             replica = self.name(),
             %method,
             %target,
             status = response.status().as_u16(),
-            elapsed = ?started.elapsed(),
+            ?elapsed,
         );
+        if route.is_metrics() && response.status() == StatusCode::OK {
+            response = self.with_request_metrics(response, method).await;
+        }
         response
     }
 }
 
 impl ReplicaServer {
+    /// The component's `/metrics` (what the volume holds) followed by the runner's request
+    /// metrics of this replica. The component's part is a few hundred bytes, already made
+    /// when its head is out, and ends by the request's deadline at the latest.
+    async fn with_request_metrics(&self, response: Response, method: hyper::Method) -> Response {
+        let (mut parts, body) = response.into_parts();
+        parts.headers.remove(hyper::header::CONTENT_LENGTH);
+        if method == hyper::Method::HEAD {
+            // No body to extend, and the length a GET would get is not known: announce none.
+            return Response::from_parts(parts, body);
+        }
+        let mut text = match body.collect().await {
+            Ok(collected) => collected.to_bytes().to_vec(),
+            Err(e) => {
+                tracing::error!(
+                    replica = self.name(),
+                    "/metrics: the component's body failed: {e}"
+                );
+                let why = "the component failed to send its metrics";
+                return error_response(StatusCode::INTERNAL_SERVER_ERROR, why);
+            }
+        };
+        text.extend_from_slice(self.metrics.render().as_bytes());
+        parts
+            .headers
+            .insert(hyper::header::CONTENT_LENGTH, text.len().into());
+        let body = Full::new(Bytes::from(text)).map_err(|never| match never {});
+        Response::from_parts(parts, body.boxed_unsync())
+    }
+
     /// The replica's name for log lines.
     fn name(&self) -> &str {
         self.config.name.as_deref().unwrap_or("-")

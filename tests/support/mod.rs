@@ -277,6 +277,28 @@ pub async fn serve_front(backends: Vec<app_wasm_host::front::Backend>) -> std::n
     addr
 }
 
+/// `promtool check metrics` (Debian's) on `text`: its verdict and what it printed.
+pub fn promtool_check(text: &str) -> (bool, String) {
+    use std::io::Write;
+    let mut child = Command::new("/usr/bin/promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running promtool");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), said)
+}
+
 /// A free loopback port for a runtime we start as a child process.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

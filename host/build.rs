@@ -19,10 +19,13 @@ fn main() {
     let prometheus = ["/usr/bin/prometheus", "/usr/bin/promtool"]
         .iter()
         .all(|tool| std::path::Path::new(tool).is_file());
+    // The pages in a real browser: Debian's Chromium, at its fixed path.
+    let chromium = std::path::Path::new("/usr/bin/chromium").is_file();
     for (cfg, missing) in [
         ("no_fuse_mount", !fuse),
         ("no_strace", !strace),
         ("no_prometheus", !prometheus),
+        ("no_chromium", !chromium),
     ] {
         println!("cargo::rustc-check-cfg=cfg({cfg})");
         if missing && std::env::var_os("CI").is_none() {

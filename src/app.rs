@@ -7,6 +7,8 @@ use serde::Serialize;
 use crate::metrics;
 use crate::moscow_time::UTC_OFFSET;
 use crate::negotiate;
+use crate::pages;
+use crate::visit_chart;
 use crate::visit_log::{self, Span, StoreError, VisitLog};
 
 const GET_HEAD: &str = "GET, HEAD";
@@ -177,7 +179,7 @@ fn route(req: &Request, log: &dyn VisitLog, now: &str) -> Reply {
     };
     let mut reply = match route {
         Route::Home => home(req, log, now, !head_only),
-        Route::Visits => visits(req, query, log),
+        Route::Visits => visits(req, query, log, now),
         Route::Health => Reply::json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
         Route::Ready => match log.check_ready() {
             Ok(()) => Reply::json(StatusCode::OK, &serde_json::json!({"status": "ready"})),
@@ -270,39 +272,54 @@ fn home(req: &Request, log: &dyn VisitLog, now: &str, record: bool) -> Reply {
             recorded: record,
             replica: req.replica,
         };
-        Reply::json(StatusCode::OK, &home)
-    } else {
-        let page = home_page(now, req.replica).into_bytes();
-        Reply::new(StatusCode::OK, Format::Html.content_type(), page)
+        return Reply::json(StatusCode::OK, &home);
     }
+    // The visit is recorded: a figure that cannot be read now leaves a gap in the page,
+    // never an error that would make the client visit again.
+    let summary = log.summary();
+    let summary = summary.as_ref().ok();
+    let facts = pages::Facts {
+        now,
+        replica: req.replica,
+        visits: summary.map_or(0, |s| s.visits),
+        first: summary.and_then(|s| s.first.as_deref()),
+        last: summary.and_then(|s| s.last.as_deref()),
+        hours: last_day(log, now).map_err(|e| e.to_string()),
+    };
+    html(pages::home(&facts, record))
 }
 
-/// `replica` is a checked name (`replica_name::name_from`): safe in HTML as is.
-fn home_page(now: &str, replica: Option<&str>) -> String {
-    let served_by = replica.map_or(String::new(), |r| format!(" by <code>{r}</code>"));
-    format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <title>Moscow time</title></head>\n<body><h1>Current time in Moscow</h1>\n\
-         <p><time datetime=\"{now}\">{now}</time> (UTC{UTC_OFFSET})</p>\n\
-         <p>Your visit was recorded{served_by}. <a href=\"/visits\">Visits on this replica</a></p>\n\
-         </body></html>\n"
+fn html(page: String) -> Reply {
+    Reply::new(
+        StatusCode::OK,
+        Format::Html.content_type(),
+        page.into_bytes(),
     )
+}
+
+/// Visits per hour over the 24 hours up to `now`: 25 binary searches of the log.
+fn last_day(log: &dyn VisitLog, now: &str) -> Result<Vec<visit_chart::Hour>, StoreError> {
+    let bounds = visit_chart::hour_bounds(now)
+        .ok_or_else(|| StoreError::Io(format!("the clock gave {now:?}, not a time")))?;
+    let before = log.visits_before(&bounds)?;
+    Ok(visit_chart::hours(&bounds, &before))
 }
 
 /// The most records `?tail=` returns in the JSON form, which is built in memory (the text
 /// form streams any number).
 pub const MAX_JSON_TAIL: u64 = 1000;
 
-fn visits(req: &Request, query: &str, log: &dyn VisitLog) -> Reply {
-    const OFFERED: &[Format] = &[Format::Json, Format::Text];
+fn visits(req: &Request, query: &str, log: &dyn VisitLog, now: &str) -> Reply {
+    const OFFERED: &[Format] = &[Format::Json, Format::Text, Format::Html];
     // `?format=` exists for clients that cannot set Accept (`kubectl get --raw`, a browser bar).
     let format = match query_param(query, "format") {
         Some("json") => Some(Format::Json),
         Some("text") => Some(Format::Text),
+        Some("html") => Some(Format::Html),
         Some(other) => {
             return Reply::error(
                 StatusCode::BAD_REQUEST,
-                format!("format={other} is not one of: json, text"),
+                format!("format={other} is not one of: json, text, html"),
             )
         }
         None => Format::negotiate(req.accept, OFFERED),
@@ -326,6 +343,20 @@ fn visits(req: &Request, query: &str, log: &dyn VisitLog) -> Reply {
         Ok(s) => s,
         Err(e) => return e.into(),
     };
+    if format == Format::Html {
+        let hours = match last_day(log, now) {
+            Ok(hours) => hours,
+            Err(e) => return e.into(),
+        };
+        return html(pages::visits(&pages::Facts {
+            now,
+            replica: req.replica,
+            visits: summary.visits,
+            first: summary.first.as_deref(),
+            last: summary.last.as_deref(),
+            hours: Ok(hours),
+        }));
+    }
     let span = Span::latest(summary.visits, tail);
     if json {
         #[derive(Serialize)]
@@ -579,7 +610,7 @@ mod tests {
         };
         assert!(String::from_utf8(page)
             .unwrap()
-            .contains("<code>app-wasm-1</code>"));
+            .contains("<code id=\"replica\">app-wasm-1</code>"));
         assert_eq!(handle(&get("/", None), &log, NOW).header("x-replica"), None);
     }
 

@@ -476,6 +476,29 @@ impl VisitLog for FileLog {
             Some(checked)
         })))
     }
+
+    fn visits_before(&self, moments: &[String]) -> Result<Vec<u64>, StoreError> {
+        let Some((mut file, scan)) = self.open_for_read()? else {
+            return Ok(vec![0; moments.len()]);
+        };
+        // Moments ascend, so each search starts where the last one ended. Every record read
+        // is checked: damage a search lands on is an error, never a count.
+        let mut low = 0;
+        let mut counts = Vec::with_capacity(moments.len());
+        for moment in moments {
+            let mut high = scan.records();
+            while low < high {
+                let mid = low + (high - low) / 2;
+                if self.read_record(&mut file, mid)? < *moment {
+                    low = mid + 1;
+                } else {
+                    high = mid;
+                }
+            }
+            counts.push(low);
+        }
+        Ok(counts)
+    }
 }
 
 /// Bytes as a person can read them in an error message: at most 40, escaped.
@@ -548,6 +571,37 @@ mod tests {
 
     fn visits(log: &FileLog) -> u64 {
         log.summary().unwrap().visits
+    }
+
+    #[test]
+    fn visits_before_a_moment_are_found_by_binary_search_and_damage_is_not_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = FileLog::new(dir.path()).with_sync(SyncMode::None);
+        let at = |h: u32, m: u32| format!("2026-11-27T{h:02}:{m:02}:00.00000+03:00");
+        assert_eq!(log.visits_before(&[at(8, 0)]).unwrap(), [0], "no log yet");
+        // 3 visits at 06:xx, none at 07:xx, 5 at 08:xx.
+        for (h, m) in [
+            (6, 1),
+            (6, 30),
+            (6, 59),
+            (8, 0),
+            (8, 0),
+            (8, 10),
+            (8, 20),
+            (8, 59),
+        ] {
+            log.append(&at(h, m)).unwrap();
+        }
+        let bounds: Vec<String> = (5..=9).map(|h| at(h, 0)).collect();
+        assert_eq!(log.visits_before(&bounds).unwrap(), [0, 0, 3, 3, 8]);
+        // A moment equal to a visit counts only the visits strictly before it.
+        assert_eq!(log.visits_before(&[at(8, 10)]).unwrap(), [5]);
+        // A record the search lands on that is not one is damage, never a count.
+        let mut bytes = fs::read(log.log_path()).unwrap();
+        bytes[3 * 32..4 * 32].copy_from_slice(&[b'x'; 32]);
+        fs::write(log.log_path(), &bytes).unwrap();
+        let err = log.visits_before(&[at(8, 0)]).unwrap_err();
+        assert!(matches!(err, StoreError::Damaged(_)), "{err}");
     }
 
     #[test]

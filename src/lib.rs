@@ -11,10 +11,12 @@ pub mod file_log;
 pub mod metrics;
 pub mod moscow_time;
 pub mod negotiate;
+pub mod pages;
 pub mod record;
 pub mod replica_name;
 pub mod sqlite_log;
 mod synced_mark;
+pub mod visit_chart;
 pub mod visit_log;
 
 #[cfg(target_arch = "wasm32")]

@@ -38,6 +38,12 @@ pub const SUMMARY: &str = "SELECT (SELECT max(rowid) FROM spin_key_value), \
      (SELECT CAST(value AS TEXT) FROM spin_key_value ORDER BY rowid LIMIT 1), \
      (SELECT CAST(value AS TEXT) FROM spin_key_value ORDER BY rowid DESC LIMIT 1), \
      (SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size())";
+/// The first visit at or after a moment (its rowid: visits before it are rowid - 1, rowids
+/// being 1..N in the order recorded) by the table's primary key (store, key), and the count
+/// for a moment after every visit: O(log visits).
+pub const FIRST_AT_OR_AFTER: &str = "SELECT \
+     (SELECT rowid FROM spin_key_value WHERE store = ? AND key >= ? ORDER BY store, key LIMIT 1), \
+     (SELECT max(rowid) FROM spin_key_value)";
 pub const PAGE: &str = "SELECT rowid, CAST(value AS TEXT) FROM spin_key_value \
      WHERE rowid > ? ORDER BY rowid LIMIT 2048";
 /// Readiness commits what a visit commits, a row of a visit's size in Spin's table, in a
@@ -71,7 +77,17 @@ pub const PROBE_VALUE_BYTES: i64 = crate::record::RECORD_LEN as i64 - 1;
 /// A key no other visit has: the timestamp (for a person reading the table) and 128 random
 /// bits, so a `set` never overwrites an earlier visit (a collision needs about 2^64 visits).
 pub fn visit_key(timestamp: &str, random: [u64; 2]) -> String {
-    format!("visit/{timestamp}/{:016x}{:016x}", random[0], random[1])
+    format!(
+        "{}/{:016x}{:016x}",
+        visit_key_prefix(timestamp),
+        random[0],
+        random[1]
+    )
+}
+
+/// What every visit key at `timestamp` starts with; keys sort by it in time order.
+pub fn visit_key_prefix(timestamp: &str) -> String {
+    format!("visit/{timestamp}")
 }
 
 /// What SQLite's message (as Spin passes it on) means for the volume.
@@ -242,6 +258,23 @@ mod store {
             })
         }
 
+        fn visits_before(&self, moments: &[String]) -> Result<Vec<u64>, StoreError> {
+            let db = self.connect()?;
+            let mut counts = Vec::with_capacity(moments.len());
+            for moment in moments {
+                let params = [
+                    Value::Text(STORE.into()),
+                    Value::Text(visit_key_prefix(moment)),
+                ];
+                let row = self.read(&db, FIRST_AT_OR_AFTER, &params)?;
+                let row = row.as_ref().and_then(|result| result.rows.first());
+                let first = row.and_then(|r| r.get::<i64>(0));
+                let all = row.and_then(|r| r.get::<i64>(1)).unwrap_or(0);
+                counts.push(first.map_or(all, |rowid| rowid - 1).max(0) as u64);
+            }
+            Ok(counts)
+        }
+
         fn text_chunks(&self, span: Span) -> Result<TextChunks<'_>, StoreError> {
             let db = self.connect()?;
             // Rowids run 1..=count with no gaps (the count is max(rowid)): skipping is a bound.
@@ -317,7 +350,7 @@ mod tests {
 
     #[test]
     fn every_query_reads_spins_key_value_table() {
-        for sql in [SUMMARY, PAGE, WRITE_PROBE, CLEAR_PROBE] {
+        for sql in [SUMMARY, PAGE, FIRST_AT_OR_AFTER, WRITE_PROBE, CLEAR_PROBE] {
             assert!(sql.contains(KV_TABLE), "{sql}");
         }
     }

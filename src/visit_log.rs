@@ -113,6 +113,11 @@ pub trait VisitLog {
     /// at most `span.text_len()` bytes. A record that is not one, or a read error, is an
     /// `Err` item that ends the stream: a response must then be aborted, never ended short.
     fn text_chunks(&self, span: Span) -> Result<TextChunks<'_>, StoreError>;
+    /// For each of `moments` (ascending, in the record format), how many visits came before
+    /// it: a binary search each over the records in time order, O(log visits), never a scan.
+    /// Visits recorded concurrently may be a few microseconds out of order, so a count at a
+    /// moment within those microseconds may be off by them.
+    fn visits_before(&self, moments: &[String]) -> Result<Vec<u64>, StoreError>;
 }
 
 /// The chunks `VisitLog::text_chunks` yields.
@@ -134,6 +139,9 @@ impl VisitLog for MisconfiguredLog {
         Err(StoreError::Misconfigured(self.0.clone()))
     }
     fn text_chunks(&self, _: Span) -> Result<TextChunks<'_>, StoreError> {
+        Err(StoreError::Misconfigured(self.0.clone()))
+    }
+    fn visits_before(&self, _: &[String]) -> Result<Vec<u64>, StoreError> {
         Err(StoreError::Misconfigured(self.0.clone()))
     }
 }

@@ -424,10 +424,21 @@ async fn a_big_store_is_counted_and_paged_from_its_ends() {
     assert_eq!(new_ones, visited, "the new visits follow the old ones");
     let (text, texted) = timed("/visits?format=text&tail=3").await;
     assert_eq!(text.lines().collect::<Vec<_>>(), tail[27..].to_vec());
+    // The page's 24 hourly bars: 25 searches by key, whatever the store holds. The old
+    // visits are days ago, so the bars hold exactly the 20 new ones.
+    let (page, paged) = timed("/visits?format=html").await;
+    assert!(page.contains(&format!("<strong id=\"visits\">{}</strong>", rows + 20)));
+    let bars: u64 = page
+        .split("data-visits=\"")
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(bars, 20, "the last day's bars hold the new visits only");
     assert_eq!(sqlite_records(&replica.db).len() as i64, rows + 20);
     println!(
         "{rows} visits: 20 concurrent visits {visits_took:?}; /visits {counted:?}; \
-         /visits?tail=30 {tailed:?}; /visits?format=text&tail=3 {texted:?}"
+         /visits?tail=30 {tailed:?}; /visits?format=text&tail=3 {texted:?}; \
+         /visits?format=html {paged:?}"
     );
 }
 

@@ -78,6 +78,7 @@ pub async fn check_contract(base: &str, volume: Volume<'_>) {
     check!(head_matches_get_and_records_nothing);
     check!(visits_summary_and_text_equal_the_volume);
     check!(tail_serves_the_latest_records);
+    check!(html_pages_count_the_volume_hour_by_hour);
     check!(visits_refuses_a_bad_query);
     check!(probes_answer_ready_and_leave_nothing_behind);
     check!(metrics_equal_the_volume);
@@ -230,6 +231,33 @@ async fn probes_answer_ready_and_leave_nothing_behind(c: &Ctx<'_>) {
             [".visits.synced", "visits.txt"],
             "readiness probe must leave only the log and its synced mark"
         );
+    }
+}
+
+/// The HTML form of `/visits` (a browser's Accept, or `?format=html`): the count on the
+/// volume, and 24 hourly bars that together hold every visit of this run (made just now).
+async fn html_pages_count_the_volume_hour_by_hour(c: &Ctx<'_>) {
+    c.get("/").await;
+    for resp in [
+        c.get_accepting("/visits", BROWSER_ACCEPT).await,
+        c.get("/visits?format=html").await,
+    ] {
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_content_type(&resp, "text/html");
+        let page = resp.text().await.unwrap();
+        let n = c.volume.records().len();
+        assert!(
+            page.contains(&format!("<strong id=\"visits\">{n}</strong>")),
+            "no count {n} in\n{page}"
+        );
+        let bars: Vec<u64> = page
+            .split("data-visits=\"")
+            .skip(1)
+            .map(|rest| rest.split('"').next().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(bars.len(), 24, "{page}");
+        assert_eq!(bars.iter().sum::<u64>(), n as u64, "bars {bars:?}");
+        assert!(!page.contains("<script"), "no script");
     }
 }
 

@@ -119,7 +119,7 @@ fn table(hours: &[Hour]) -> String {
 }
 
 /// Text made safe for HTML element content (error messages quote bytes from the volume).
-fn escape_html(text: &str) -> String {
+pub fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -2,7 +2,8 @@
 //! replicas. A request that never reached a replica (no connection could be made) is sent to
 //! the next one, as a Service stops routing to an endpoint that is gone. A request that did
 //! reach one is never sent again, whatever happened after: `GET /` records a visit, so a
-//! resend could count it twice. Its client gets 502.
+//! resend could count it twice. Its client gets 502. The front answers one path itself:
+//! `GET /replicas`, every replica side by side (`replicas_page`).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -89,6 +90,9 @@ impl Handler for Front {
     ) -> hyper::Response<ProxyBody> {
         if let Some(refusal) = crate::edge::refusal(&req) {
             return error_response(refusal.status(), refusal.message());
+        }
+        if req.uri().path() == crate::replicas_page::PATH {
+            return crate::replicas_page::respond(&self.backends, req.method()).await;
         }
         let (mut parts, body) = req.into_parts();
         for name in HOP_BY_HOP {

@@ -8,7 +8,8 @@
 //! - `scrub`: each replica's whole log checked once at start, before its volume is served.
 //! - `server`: the shared HTTP/1.1 accept loop with connection limits and graceful drain.
 //! - `edge`: what a request must look like before it reaches a replica or the front.
-//! - `front`: the load-balancing front over several replicas (the Service's twin).
+//! - `front`: the load-balancing front over several replicas (the Service's twin);
+//!   `replicas_page`: its `GET /replicas`, every replica side by side.
 //! - `replica_set` and `up`: `app-wasm up --replicas N`; `show`: every replica's visits.
 //! - `introspect`: a component's imports; `bench_timing`: instantiation timing for bench/run.
 
@@ -20,6 +21,7 @@ pub mod introspect;
 pub mod limits;
 pub mod replica_server;
 pub mod replica_set;
+pub mod replicas_page;
 pub mod request_metrics;
 pub mod runtime;
 pub mod scrub;

@@ -1,8 +1,9 @@
 //! The pages in a real browser: Debian's Chromium, headless, loads `GET /` and `GET /visits`
 //! from `app-wasm up --replicas 2` (the runner binary) with its own `Accept`, and the DOM it
 //! built must show the replica, its count and one bar per hour holding exactly the visits of
-//! that hour, counted here from the seeded records (not with the app's search). A screenshot
-//! of each page is kept in `target/browser/` (CI keeps it as an artifact).
+//! that hour, counted here from the seeded records (not with the app's search); the front's
+//! `/replicas` must show every replica's count on disk. A screenshot of `/visits` and of
+//! `/replicas` is kept in `target/browser/` (CI keeps it as an artifact).
 
 mod runner;
 #[path = "../../tests/support/mod.rs"]
@@ -202,5 +203,31 @@ fn chromium_shows_each_replicas_count_and_visits_per_hour() {
         read_records(&log0).len(),
         on_disk.len(),
         "a screenshot of /visits records nothing"
+    );
+
+    // The front's /replicas: a row per replica with the count on its volume, and each
+    // replica's own page in a frame beside the others.
+    let front = dom(&profile, &format!("{}/replicas", runner.base));
+    for (name, _) in &runner.replicas {
+        let on_disk = read_records(&data.join(name).join("visits.txt")).len();
+        let row = format!("<tr data-replica=\"{name}\">");
+        let row = &front[front
+            .find(&row)
+            .unwrap_or_else(|| panic!("no row {name}\n{front}"))..];
+        let row = &row[..row.find("</tr>").unwrap()];
+        assert!(
+            row.contains(&format!("data-visits=\"{on_disk}\">{on_disk}<")),
+            "{name}: {on_disk} on disk, the front's row says {row}"
+        );
+        assert!(
+            front.contains(&format!("title=\"Visits on {name}\"")),
+            "{front}"
+        );
+    }
+    assert_eq!(front.matches("<iframe").count(), runner.replicas.len());
+    screenshot(
+        &profile,
+        &format!("{}/replicas", runner.base),
+        "replicas.png",
     );
 }

@@ -38,12 +38,19 @@ pub const SUMMARY: &str = "SELECT (SELECT max(rowid) FROM spin_key_value), \
      (SELECT CAST(value AS TEXT) FROM spin_key_value ORDER BY rowid LIMIT 1), \
      (SELECT CAST(value AS TEXT) FROM spin_key_value ORDER BY rowid DESC LIMIT 1), \
      (SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size())";
-/// The first visit at or after a moment (its rowid: visits before it are rowid - 1, rowids
-/// being 1..N in the order recorded) by the table's primary key (store, key), and the count
-/// for a moment after every visit: O(log visits).
-pub const FIRST_AT_OR_AFTER: &str = "SELECT \
-     (SELECT rowid FROM spin_key_value WHERE store = ? AND key >= ? ORDER BY store, key LIMIT 1), \
-     (SELECT max(rowid) FROM spin_key_value)";
+/// How many visits came before a moment (`?1`): a binary search over the rowids, which are
+/// 1..N in the order visits were recorded, as the file log searches its records by position.
+/// O(log visits) lookups by rowid in one statement. (The key's order is the timestamps', but
+/// a search by key would count by rowid, which concurrent commits can put out of key order.)
+pub const VISITS_BEFORE: &str = "WITH RECURSIVE search(lo, hi) AS ( \
+     SELECT 0, (SELECT coalesce(max(rowid), 0) FROM spin_key_value) \
+     UNION ALL SELECT \
+       CASE WHEN (SELECT CAST(value AS TEXT) FROM spin_key_value WHERE rowid = (lo + hi) / 2 + 1) < ?1 \
+         THEN (lo + hi) / 2 + 1 ELSE lo END, \
+       CASE WHEN (SELECT CAST(value AS TEXT) FROM spin_key_value WHERE rowid = (lo + hi) / 2 + 1) < ?1 \
+         THEN hi ELSE (lo + hi) / 2 END \
+     FROM search WHERE lo < hi) \
+     SELECT lo FROM search WHERE lo = hi";
 pub const PAGE: &str = "SELECT rowid, CAST(value AS TEXT) FROM spin_key_value \
      WHERE rowid > ? ORDER BY rowid LIMIT 2048";
 /// Readiness commits what a visit commits, a row of a visit's size in Spin's table, in a
@@ -77,17 +84,7 @@ pub const PROBE_VALUE_BYTES: i64 = crate::record::RECORD_LEN as i64 - 1;
 /// A key no other visit has: the timestamp (for a person reading the table) and 128 random
 /// bits, so a `set` never overwrites an earlier visit (a collision needs about 2^64 visits).
 pub fn visit_key(timestamp: &str, random: [u64; 2]) -> String {
-    format!(
-        "{}/{:016x}{:016x}",
-        visit_key_prefix(timestamp),
-        random[0],
-        random[1]
-    )
-}
-
-/// What every visit key at `timestamp` starts with; keys sort by it in time order.
-pub fn visit_key_prefix(timestamp: &str) -> String {
-    format!("visit/{timestamp}")
+    format!("visit/{timestamp}/{:016x}{:016x}", random[0], random[1])
 }
 
 /// What SQLite's message (as Spin passes it on) means for the volume.
@@ -262,15 +259,9 @@ mod store {
             let db = self.connect()?;
             let mut counts = Vec::with_capacity(moments.len());
             for moment in moments {
-                let params = [
-                    Value::Text(STORE.into()),
-                    Value::Text(visit_key_prefix(moment)),
-                ];
-                let row = self.read(&db, FIRST_AT_OR_AFTER, &params)?;
-                let row = row.as_ref().and_then(|result| result.rows.first());
-                let first = row.and_then(|r| r.get::<i64>(0));
-                let all = row.and_then(|r| r.get::<i64>(1)).unwrap_or(0);
-                counts.push(first.map_or(all, |rowid| rowid - 1).max(0) as u64);
+                let found = self.read(&db, VISITS_BEFORE, &[Value::Text(moment.clone())])?;
+                let row = found.as_ref().and_then(|result| result.rows.first());
+                counts.push(row.and_then(|r| r.get::<i64>(0)).unwrap_or(0).max(0) as u64);
             }
             Ok(counts)
         }
@@ -350,9 +341,56 @@ mod tests {
 
     #[test]
     fn every_query_reads_spins_key_value_table() {
-        for sql in [SUMMARY, PAGE, FIRST_AT_OR_AFTER, WRITE_PROBE, CLEAR_PROBE] {
+        for sql in [SUMMARY, PAGE, VISITS_BEFORE, WRITE_PROBE, CLEAR_PROBE] {
             assert!(sql.contains(KV_TABLE), "{sql}");
         }
+    }
+
+    /// The search run by SQLite itself (the bundled rusqlite of the tests) on Spin's table: it
+    /// counts by position in the order recorded, as the file log does, whatever the keys say.
+    #[test]
+    fn visits_before_is_a_binary_search_over_the_order_recorded() {
+        let db = rusqlite::Connection::open_in_memory().unwrap();
+        db.execute_batch(
+            "CREATE TABLE spin_key_value (store TEXT NOT NULL, key TEXT NOT NULL, \
+             value BLOB NOT NULL, PRIMARY KEY (store, key))",
+        )
+        .unwrap();
+        let before = |moment: &str| -> i64 {
+            db.query_row(VISITS_BEFORE, [moment], |row| row.get(0))
+                .unwrap()
+        };
+        assert_eq!(
+            before("2026-11-27T08:00:00.00000+03:00"),
+            0,
+            "an empty table"
+        );
+        let at = |h: u32, m: u32| format!("2026-11-27T{h:02}:{m:02}:00.00000+03:00");
+        // Recorded in this order; the last two raced and committed out of key order.
+        let visits = [
+            (6, 1),
+            (6, 30),
+            (8, 0),
+            (8, 10),
+            (8, 20),
+            (8, 59),
+            (9, 5),
+            (9, 4),
+        ];
+        for (i, (h, m)) in visits.iter().enumerate() {
+            let ts = at(*h, *m);
+            db.execute(
+                "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)",
+                rusqlite::params![STORE, visit_key(&ts, [i as u64, 0]), ts.as_bytes()],
+            )
+            .unwrap();
+        }
+        let counts: Vec<i64> = (5..=10).map(|h| before(&at(h, 0))).collect();
+        assert_eq!(counts, [0, 0, 2, 2, 6, 8]);
+        assert_eq!(before(&at(8, 10)), 3, "visits strictly before the moment");
+        // Nothing outside the table's rows: a search from any moment ends within 0..=N.
+        assert_eq!(before("9999"), 8);
+        assert_eq!(before(""), 0);
     }
 
     #[test]

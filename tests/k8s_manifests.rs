@@ -366,3 +366,68 @@ fn the_monitoring_component_scrapes_every_pods_metrics_port() {
     got.sort();
     assert_eq!(got, want);
 }
+
+/// `overlays/otel` (the base plus `k8s/otel`): the container gets Spin's OTLP variables, every
+/// `$(VAR)` they use is defined earlier in the list (Kubernetes expands no other), and the one
+/// egress policy it adds opens only the collector's OTLP/HTTP port and DNS.
+#[test]
+#[cfg_attr(
+    no_kubectl,
+    ignore = "needs kubectl >= 1.25: .ci/install-k8s-tools, or KUBECTL"
+)]
+fn the_otel_component_sets_spins_otlp_variables_and_opens_only_their_egress() {
+    let Some(r) = Rendered::load_dir("overlays/otel") else {
+        return;
+    };
+    let env = r.container()["env"].as_array().unwrap();
+    let value = |name: &str| {
+        env.iter()
+            .find(|e| e["name"] == name)
+            .and_then(|e| e["value"].as_str())
+            .unwrap_or_else(|| panic!("no {name} in {env:?}"))
+    };
+    let endpoint = value("OTEL_EXPORTER_OTLP_ENDPOINT");
+    assert!(
+        endpoint.starts_with("http://") && endpoint.ends_with(":4318"),
+        "{endpoint}"
+    );
+    assert_eq!(value("OTEL_EXPORTER_OTLP_PROTOCOL"), "http/protobuf");
+    assert_eq!(value("OTEL_SERVICE_NAME"), "app-wasm");
+    for (i, var) in env.iter().enumerate() {
+        let Some(text) = var["value"].as_str() else {
+            continue;
+        };
+        for reference in text.split("$(").skip(1) {
+            let name = reference.split(')').next().unwrap();
+            assert!(
+                env[..i].iter().any(|e| e["name"] == name),
+                "{} uses $({name}), which is not defined before it",
+                var["name"]
+            );
+        }
+    }
+    let policy = r.one("NetworkPolicy", "app-wasm-otlp");
+    assert_selects_pods(
+        &policy["spec"]["podSelector"]["matchLabels"],
+        &r.pod_labels(),
+        "otlp",
+    );
+    assert_eq!(policy["spec"]["policyTypes"], serde_json::json!(["Egress"]));
+    let mut ports: Vec<(u64, String)> = Vec::new();
+    for rule in policy["spec"]["egress"].as_array().unwrap() {
+        assert!(
+            rule["to"].as_array().is_some_and(|t| !t.is_empty()),
+            "{rule}"
+        );
+        for port in rule["ports"].as_array().unwrap() {
+            let protocol = port["protocol"].as_str().unwrap().to_owned();
+            ports.push((port["port"].as_u64().unwrap(), protocol));
+        }
+    }
+    ports.sort();
+    let want = [(53, "TCP"), (53, "UDP"), (4318, "TCP")].map(|(p, t)| (p, t.to_owned()));
+    assert_eq!(ports, want);
+    // The base's deny-all stays: it is still there, unchanged.
+    let base = r.one("NetworkPolicy", "app-wasm");
+    assert_eq!(base["spec"]["egress"], serde_json::json!([]));
+}

@@ -11,6 +11,7 @@
 //! - `front`: the load-balancing front over several replicas (the Service's twin);
 //!   `replicas_page`: its `GET /replicas`, every replica side by side.
 //! - `replica_set` and `up`: `app-wasm up --replicas N`; `show`: every replica's visits.
+//! - `telemetry`: log lines, and a span per request over OTLP when `OTEL_*` asks for it.
 //! - `introspect`: a component's imports; `bench_timing`: instantiation timing for bench/run.
 
 pub mod bench_timing;
@@ -27,6 +28,7 @@ pub mod runtime;
 pub mod scrub;
 pub mod server;
 pub mod show;
+pub mod telemetry;
 pub mod term;
 pub mod up;
 

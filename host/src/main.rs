@@ -7,6 +7,7 @@ use anyhow::Result;
 use app_wasm::durability::SyncMode;
 use app_wasm_host::engine::EngineOptions;
 use app_wasm_host::front::Balance;
+use app_wasm_host::telemetry;
 use app_wasm_host::term::Style;
 use app_wasm_host::up::{up, UpOptions};
 use app_wasm_host::{show, Limits};
@@ -85,11 +86,19 @@ enum Command {
 }
 
 fn main() -> Result<()> {
+    let command = Cli::parse().command;
+    // Logs, and spans if OTEL_* asks: set up outside the async runtime (the OTLP client has
+    // threads of its own) and flushed after it, when the last request is answered.
+    let telemetry = match &command {
+        Command::Up { quiet, .. } => Some(telemetry::init(if *quiet { "warn" } else { "info" })?),
+        _ => None,
+    };
     let runtime = tokio::runtime::Runtime::new()?;
-    let result = runtime.block_on(run(Cli::parse().command));
+    let result = runtime.block_on(run(command));
     // Dropping a runtime waits for every blocking thread; one stuck in a system call (a hung
     // volume) must not keep the process from exiting after its drain.
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    drop(telemetry);
     result
 }
 
@@ -102,11 +111,10 @@ async fn run(command: Command) -> Result<()> {
             data,
             wasm,
             sync,
-            quiet,
+            quiet: _,
             limits,
             engine,
         } => {
-            init_logging(if quiet { "warn" } else { "info" });
             let opts = UpOptions {
                 wasm,
                 listen,
@@ -147,18 +155,6 @@ async fn run(command: Command) -> Result<()> {
 
 fn parse_sync(value: &str) -> Result<SyncMode, String> {
     SyncMode::parse(Some(value)).map_err(|e| e.to_string())
-}
-
-/// Log lines on stderr, one structured line per request at `info`; `RUST_LOG` overrides
-/// `default` (a level or full directives). Filtered-out lines cost a level check.
-fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
 }
 
 /// Ctrl-C or SIGTERM (what kubelet and most supervisors send).

@@ -217,6 +217,19 @@ impl Handler for ReplicaServer {
         let started = Instant::now();
         let method = req.method().clone();
         let route = RouteLabel::of_path(req.uri().path());
+        // Exported over OTLP when it is on (crate::telemetry); otherwise disabled right here.
+        let span = tracing::info_span!(
+            target: crate::telemetry::SPAN_TARGET,
+            "request",
+            otel.name = %crate::telemetry::SpanName(&method, route.route()),
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            http.request.method = %method,
+            http.route = route.route(),
+            url.path = req.uri().path(),
+            http.response.status_code = tracing::field::Empty,
+            app_wasm.replica = self.name(),
+        );
         let target = req
             .uri()
             .path_and_query()
@@ -252,6 +265,10 @@ impl Handler for ReplicaServer {
         }
         let elapsed = started.elapsed();
         self.metrics.record(route, response.status(), elapsed);
+        span.record("http.response.status_code", response.status().as_u16());
+        if response.status().is_server_error() {
+            span.record("otel.status_code", "ERROR");
+        }
         tracing::info!(
             replica = self.name(),
             %method,

@@ -35,7 +35,12 @@ impl RouteLabel {
             .map(RouteLabel)
     }
 
-    fn as_str(self) -> &'static str {
+    /// The route's path, `None` for a path no route has.
+    pub fn route(self) -> Option<&'static str> {
+        self.0.map(Route::path)
+    }
+
+    pub fn as_str(self) -> &'static str {
         self.0.map_or("other", Route::path)
     }
 

@@ -46,7 +46,8 @@ impl Runner {
         Runner::spawn(cmd, data, extra)
     }
 
-    fn spawn(mut cmd: Command, data: &Path, extra: &[&str]) -> Runner {
+    /// `cmd` (`app-wasm up` with its own environment) plus the test's listen, data and wasm.
+    pub fn spawn(mut cmd: Command, data: &Path, extra: &[&str]) -> Runner {
         // A state file left by a killed run would point at dead ports.
         let _ = std::fs::remove_file(data.join("replicas.json"));
         let child = cmd

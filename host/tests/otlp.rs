@@ -9,106 +9,9 @@ mod runner;
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
-use std::collections::BTreeMap;
-use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
-
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use opentelemetry_proto::tonic::common::v1::KeyValue;
-use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
-use prost::Message;
 use runner::{runner_bin, Runner};
 use support::client;
-
-/// One span as the receiver decoded it: its name, kind, attributes and service.
-#[derive(Debug, Clone)]
-struct ReceivedSpan {
-    name: String,
-    kind: i32,
-    service: String,
-    attributes: BTreeMap<String, String>,
-    error: bool,
-}
-
-fn text(kv: &KeyValue) -> String {
-    match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-        Some(Value::StringValue(s)) => s.clone(),
-        Some(Value::IntValue(i)) => i.to_string(),
-        Some(Value::BoolValue(b)) => b.to_string(),
-        Some(Value::DoubleValue(d)) => d.to_string(),
-        other => format!("{other:?}"),
-    }
-}
-
-/// An OTLP/HTTP receiver (`POST /v1/traces`, protobuf) on a free loopback port.
-struct Receiver {
-    url: String,
-    spans: Arc<Mutex<Vec<ReceivedSpan>>>,
-    posts: Arc<Mutex<Vec<String>>>,
-}
-
-async fn start_receiver() -> Receiver {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let spans = Arc::new(Mutex::new(Vec::new()));
-    let posts = Arc::new(Mutex::new(Vec::new()));
-    let (spans_in, posts_in) = (spans.clone(), posts.clone());
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let (spans, posts) = (spans_in.clone(), posts_in.clone());
-            let service =
-                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let (spans, posts) = (spans.clone(), posts.clone());
-                    async move {
-                        let what = format!(
-                            "{} {} {:?}",
-                            req.method(),
-                            req.uri().path(),
-                            req.headers().get("content-type")
-                        );
-                        posts.lock().unwrap().push(what);
-                        let body = req.into_body().collect().await.unwrap().to_bytes();
-                        let export =
-                            ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
-                        for resource in export.resource_spans {
-                            let service = resource
-                                .resource
-                                .iter()
-                                .flat_map(|r| &r.attributes)
-                                .find(|kv| kv.key == "service.name")
-                                .map(text)
-                                .unwrap_or_default();
-                            for scope in resource.scope_spans {
-                                for span in scope.spans {
-                                    spans.lock().unwrap().push(ReceivedSpan {
-                                        name: span.name.clone(),
-                                        kind: span.kind,
-                                        service: service.clone(),
-                                        attributes: span
-                                            .attributes
-                                            .iter()
-                                            .map(|kv| (kv.key.clone(), text(kv)))
-                                            .collect(),
-                                        error: span.status.is_some_and(|s| s.code == 2),
-                                    });
-                                }
-                            }
-                        }
-                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::new())))
-                    }
-                });
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
-            );
-        }
-    });
-    Receiver { url, spans, posts }
-}
+use support::otlp::{start_receiver, SERVER_SPAN};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_runner_exports_a_server_span_per_request_with_route_and_status() {
@@ -155,7 +58,7 @@ async fn the_runner_exports_a_server_span_per_request_with_route_and_status() {
         let found = spans.iter().any(|s| {
             let a = |k: &str| s.attributes.get(k).map(String::as_str);
             s.name == name
-                && s.kind == SpanKind::Server as i32
+                && s.kind == SERVER_SPAN
                 && s.service == "app-wasm"
                 && a("http.route") == route
                 && a("url.path") == Some(path)

@@ -1,9 +1,9 @@
 //! What kubelet does with one pod of the rendered StatefulSet, spoken to containerd over CRI:
 //! the claim as a per-replica dir with the fsGroup applied, the ConfigMap key via subPath,
 //! RunPodSandbox with the RuntimeClass's handler and the pod securityContext, CreateContainer
-//! with the container's command, env (fieldRefs resolved), mounts, securityContext and the
-//! cgroup limits from `resources`, then the startup, readiness and liveness probes with the
-//! manifest's periods and thresholds.
+//! with the container's command, env (fieldRefs and `$(VAR)` resolved), mounts,
+//! securityContext and the cgroup limits from `resources`, then the startup, readiness and
+//! liveness probes with the manifest's periods and thresholds.
 //!
 //! What it skips, and why that cannot change the outcome here: the pod network (the sandbox
 //! uses the node's network namespace, as there is no CNI; only the listen address moves to a
@@ -159,6 +159,44 @@ impl PodTemplate {
             container: c.clone(),
         }
     }
+
+    /// This template with the container's variable `name` set to `value` (as an overlay
+    /// would): e.g. a collector's address that only this node can reach.
+    pub fn with_env(mut self, name: &str, value: &str) -> PodTemplate {
+        let env = self.container["env"].as_array_mut().unwrap();
+        let var = env.iter_mut().find(|e| e["name"] == name);
+        let var = var.unwrap_or_else(|| panic!("the template sets no {name}"));
+        *var = serde_json::json!({"name": name, "value": value});
+        self
+    }
+}
+
+/// Kubernetes' dependent variables: `$(NAME)` becomes the value of `NAME` if it is defined
+/// earlier in the list, `$$` is a literal `$`, and anything else is kept as written.
+pub fn expand_env(value: &str, earlier: &[v1::KeyValue]) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        if let Some(after) = rest.strip_prefix("$$") {
+            out.push('$');
+            rest = after;
+        } else if let Some((name, after)) = rest
+            .strip_prefix("$(")
+            .and_then(|r| r.split_once(')'))
+            .filter(|(name, _)| earlier.iter().any(|e| e.key == *name))
+        {
+            let found = earlier.iter().rev().find(|e| e.key == name).unwrap();
+            out.push_str(&found.value);
+            rest = after;
+        } else {
+            out.push('$');
+            rest = &rest[1..];
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// One replica's pod on the node: its sandbox, its current container and its claim.
@@ -380,25 +418,22 @@ impl Kubelet<'_> {
         }
     }
 
-    /// The container's env, as kubelet resolves it; the listen address moves to `port`.
+    /// The container's env, as kubelet resolves it (fieldRefs, and `$(VAR)` of a variable
+    /// defined earlier in the list); the listen address moves to `port`.
     fn envs(&self, pod: &Pod) -> Vec<v1::KeyValue> {
-        let mut envs: Vec<v1::KeyValue> = self.template.container["env"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                let key = e["name"].as_str().unwrap().to_owned();
-                let value = match e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
-                    Some("metadata.name") => pod.name.clone(),
-                    Some("metadata.namespace") => NAMESPACE.into(),
-                    Some("metadata.uid") => pod.uid.clone(),
-                    Some(other) => panic!("env from {other} is not emulated"),
-                    None if key == "SPIN_HTTP_LISTEN_ADDR" => format!("127.0.0.1:{}", pod.port),
-                    None => e["value"].as_str().unwrap().to_owned(),
-                };
-                v1::KeyValue { key, value }
-            })
-            .collect();
+        let mut envs: Vec<v1::KeyValue> = Vec::new();
+        for e in self.template.container["env"].as_array().unwrap() {
+            let key = e["name"].as_str().unwrap().to_owned();
+            let value = match e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
+                Some("metadata.name") => pod.name.clone(),
+                Some("metadata.namespace") => NAMESPACE.into(),
+                Some("metadata.uid") => pod.uid.clone(),
+                Some(other) => panic!("env from {other} is not emulated"),
+                None if key == "SPIN_HTTP_LISTEN_ADDR" => format!("127.0.0.1:{}", pod.port),
+                None => expand_env(e["value"].as_str().unwrap(), &envs),
+            };
+            envs.push(v1::KeyValue { key, value });
+        }
         // kubelet always adds the API server's address, enableServiceLinks or not.
         for (key, value) in [
             ("KUBERNETES_SERVICE_HOST", "10.96.0.1"),

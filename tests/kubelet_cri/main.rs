@@ -485,10 +485,79 @@ async fn the_statefulset_runs_on_a_wasm_node_as_kubelet_runs_it() {
     for pod in &pods {
         kubelet.remove(pod).await;
     }
+    otlp_from_a_pod(&node, &classes).await;
     println!(
         "per-replica visits {expected:?}; node (containerd, images) ready in {node_ready:?}; \
          tier wall time {:?}",
         tier.elapsed()
+    );
+}
+
+/// `overlays/otel` on the node: a pod of that template (Spin's OTLP variables, the pod name
+/// expanded into `OTEL_RESOURCE_ATTRIBUTES` as kubelet expands it), its endpoint pointed at a
+/// receiver on this node's loopback (the pods share the node's network; there is no cluster
+/// DNS for the collector's name). Spin inside containerd-shim-spin must export a server span
+/// per request with its route and status, and the pod's name as a resource attribute.
+async fn otlp_from_a_pod(node: &Node, classes: &Rendered) {
+    let Some(rendered) = Rendered::load_dir("overlays/otel") else {
+        return;
+    };
+    let receiver = support::otlp::start_receiver().await;
+    let class = classes.one("RuntimeClass", &template_class(&rendered));
+    let template = PodTemplate::from_render(&rendered, class)
+        .with_env("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.url);
+    let kubelet = Kubelet {
+        node,
+        template: &template,
+    };
+    let pod = kubelet.run_pod(3, free_port()).await;
+    kubelet.until_ready(&pod).await;
+    let base = format!("http://127.0.0.1:{}", pod.port);
+    let http = client();
+    for (path, status) in [("/", 200), ("/no-such-page", 404)] {
+        let resp = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(resp.status(), status, "{path}");
+    }
+    // Spin batches its spans (5 s by default): wait for them, at most 20 s.
+    let deadline = Instant::now() + std::time::Duration::from_secs(20);
+    let wanted = |spans: &[support::otlp::ReceivedSpan], path: &str, status: &str| {
+        spans.iter().any(|s| {
+            let a = |k: &str| s.attributes.get(k).map(String::as_str);
+            s.kind == support::otlp::SERVER_SPAN
+                && a("url.path") == Some(path)
+                && a("http.response.status_code") == Some(status)
+                && a("http.route").is_some()
+        })
+    };
+    let spans = loop {
+        let spans = receiver.spans.lock().unwrap().clone();
+        if wanted(&spans, "/", "200") && wanted(&spans, "/no-such-page", "404") {
+            break spans;
+        }
+        if Instant::now() >= deadline {
+            kubelet.remove(&pod).await;
+            panic!(
+                "no server spans for GET / and /no-such-page from the pod within 20 s; got {} \
+                 POSTs: {spans:#?}",
+                receiver.posts.lock().unwrap().len()
+            );
+        }
+        // Waiting for Spin's next batch, a process outside this test.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    kubelet.remove(&pod).await;
+    for span in spans
+        .iter()
+        .filter(|s| s.kind == support::otlp::SERVER_SPAN)
+    {
+        println!(
+            "OTLP from pod {}: span {:?} service={} {:?}",
+            pod.name, span.name, span.service, span.attributes
+        );
+    }
+    assert!(
+        spans.iter().all(|s| s.service == "app-wasm"),
+        "OTEL_SERVICE_NAME"
     );
 }
 

@@ -4,6 +4,7 @@
 
 pub mod contract;
 pub mod k8s;
+pub mod otlp;
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

@@ -239,18 +239,20 @@ async fn zeros_a_cut_left_are_not_counted_and_junk_before_them_aborts_the_text_f
     damaged[..64].copy_from_slice(&[b'#'; 64]);
     damaged[..32].copy_from_slice(&synced[..32]);
     std::fs::write(&log, &damaged).unwrap();
-    let text = client()
-        .get(server.url("/visits?format=text"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        text.status(),
-        200,
-        "the head goes before the records are read"
-    );
-    assert!(text.headers().get("content-length").is_none());
-    assert!(text.bytes().await.is_err(), "aborted, not ended short");
+    // The head goes before the records are read, but the first chunk is already bad: hyper
+    // may close the connection before it has flushed the head. Either way the client never
+    // gets a body that looks complete.
+    match client().get(server.url("/visits?format=text")).send().await {
+        Ok(text) => {
+            assert_eq!(text.status(), 200);
+            assert!(text.headers().get("content-length").is_none());
+            assert!(text.bytes().await.is_err(), "aborted, not ended short");
+        }
+        Err(e) => assert!(
+            e.is_request() && !e.is_timeout(),
+            "closed before the head: {e}"
+        ),
+    }
     let tail = client()
         .get(server.url("/visits?tail=4"))
         .send()
@@ -274,7 +276,12 @@ async fn damage_no_request_reads_is_found_at_start_and_every_volume_route_refuse
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("visits.txt");
     let server = start_host(dir.path()).await;
-    concurrent_visits(&format!("http://{}", server.addr), 5).await;
+    // One visit after another, so the synced mark ends at the last record: concurrent visits
+    // may leave a smaller (true) mark, and junk right after a mark is what a cut can leave.
+    for _ in 0..5 {
+        let resp = client().get(server.url("/")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+    }
     server.stop().await.unwrap();
     let sound = std::fs::read(&log).unwrap();
     let mut damaged = sound.clone();
